@@ -1,0 +1,116 @@
+# awaitd — plain GNU Makefile. `make run` and `make test` are the two commands
+# a fresh Debian machine needs: both install missing packages first (make deps).
+
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+CC         ?= cc
+VERSION    := 0.1.0
+
+# SANITIZER=address,undefined builds into its own folder so that a sanitized
+# and a plain build can live side by side (make test runs both).
+SANITIZER ?=
+ifeq ($(SANITIZER),)
+BUILD := build
+SANFLAGS :=
+else
+BUILD := build-san
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+PKGS       := libmicrohttpd jansson libevent inih
+TEST_PKGS  := cmocka
+DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
+              libevent-dev libinih-dev libcmocka-dev curl jq
+
+WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -DAWAITD_VERSION='"$(VERSION)"' \
+              -DAWAITD_SYSCONFDIR='"$(SYSCONFDIR)"' $(WARN) $(CFLAGS) $(SANFLAGS) \
+              -Ilib -Idaemon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
+LIBS        = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c \
+            lib/task.c lib/task_table.c lib/queue.c lib/waiter.c lib/engine.c \
+            lib/task_json.c lib/kind_sleep.c lib/kind_stub.c
+DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c \
+               daemon/http_error.c daemon/api.c daemon/metrics.c
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+
+LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps run test check unit blackbox test-plain test-san bench clean \
+        install uninstall
+
+all: $(BUILD)/awaitd
+
+$(BUILD)/awaitd: $(DAEMON_OBJS) $(BUILD)/libaw.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libaw.a $(LIBS)
+
+$(BUILD)/libaw.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libaw.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags $(TEST_PKGS)) -o $@ $< \
+	    $(BUILD)/libaw.a $(ALL_LDFLAGS) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
+
+# Installs only what is missing, with sudo when not root. CI runs as root.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+run: deps
+	$(MAKE) all
+	./$(BUILD)/awaitd --config config/awaitd.conf
+
+unit: $(UNIT_TESTS)
+	@tests/run-unit $(UNIT_TESTS)
+
+blackbox: $(BUILD)/awaitd
+	@AWAITD=$(BUILD)/awaitd tests/blackbox/run
+
+# One pass: unit tests and black-box tests against this build.
+check: all unit blackbox
+
+test: deps
+	$(MAKE) test-plain
+	$(MAKE) test-san
+	@tests/summary
+
+test-plain:
+	@rm -f build/results-*
+	$(MAKE) check RESULTS=build
+
+test-san:
+	$(MAKE) check SANITIZER=address,undefined
+
+bench: deps
+	$(MAKE) all
+	bench/run
+
+install: all
+	install -D -m 0755 $(BUILD)/awaitd $(DESTDIR)$(PREFIX)/bin/awaitd
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf ]; then \
+	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf"; \
+	else install -D -m 0644 config/awaitd.conf $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/awaitd
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d)

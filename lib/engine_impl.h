@@ -1,0 +1,46 @@
+/*
+ * engine_impl.h — the engine's insides, shared by engine.c and waiter.c
+ * only. Nothing outside lib/ includes this.
+ */
+#ifndef AW_ENGINE_IMPL_H
+#define AW_ENGINE_IMPL_H
+
+#include <stddef.h>
+
+#include "deadline_heap.h"
+#include "engine.h"
+#include "queue.h"
+#include "task_id.h"
+#include "task_table.h"
+
+/* Tags in aw_heap_node_t.owner: which struct embeds the node. */
+enum { AW_OWNER_TASK = 1, AW_OWNER_WAITER = 2 };
+
+#define aw__container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+struct aw_engine {
+    struct event_base *base;
+    struct event      *timer;       /* armed for the heap's earliest entry */
+    int64_t            timer_at;    /* when it is armed for; INT64_MAX: not */
+    aw_heap_t          heap;
+    aw_task_table_t    table;
+    aw_task_id_gen_t   ids;
+    aw_queue_t        *queues;
+    aw_engine_limits_t limits;
+    uint64_t           unfinished;
+    aw_engine_stats_t  stats;
+    aw_waiter_t       *waiters;     /* every waiter not yet fired */
+    bool               dispatching; /* inside dispatch() */
+};
+
+/* Re-arms the libevent timer after the heap's head may have changed. */
+void aw__engine_arm(aw_engine_t *e);
+/* waiter.c: a task the waiters hang on has finished. */
+void aw__waiters_task_done(aw_engine_t *e, aw_task_t *t);
+/* waiter.c: a waiter's deadline has come. */
+void aw__waiter_timeout(aw_engine_t *e, aw_heap_node_t *node);
+/* waiter.c: drop every waiter without calling back (engine shutdown). */
+void aw__waiters_abandon_all(aw_engine_t *e);
+
+#endif

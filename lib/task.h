@@ -1,0 +1,105 @@
+/*
+ * task.h — the task record and its state machine.
+ *
+ * States: pending -> running -> succeeded | failed | cancelled | timed_out
+ * (pending may also go straight to cancelled). A terminal state never
+ * changes. The engine (engine.c) owns every task and is the only writer of
+ * `state`; kinds finish tasks through aw_task_succeed/aw_task_fail/
+ * aw_task_finish_cancelled in engine.h.
+ *
+ * Memory: tasks are reference-counted so that a waiter that still holds a
+ * task which a client DELETEs (or retention forgets) never reads freed
+ * memory. The table holds one reference while the task is listed.
+ * Field order keeps the record small: a million tasks must fit in about
+ * 256 bytes each, everything included.
+ */
+#ifndef AW_TASK_H
+#define AW_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deadline_heap.h"
+#include "task_id.h"
+
+typedef enum aw_task_state {
+    AW_PENDING = 0,
+    AW_RUNNING,
+    AW_SUCCEEDED,
+    AW_FAILED,
+    AW_CANCELLED,
+    AW_TIMED_OUT,
+    AW_NSTATES
+} aw_task_state_t;
+
+/* error.type values of the contract. */
+typedef enum aw_error_type {
+    AW_ERR_NONE = 0,
+    AW_ERR_CANCELLED,       /* "cancelled" */
+    AW_ERR_TIMEOUT,         /* "timeout" */
+    AW_ERR_TASK,            /* "task_error" */
+    AW_ERR_EXIT_STATUS,     /* "exit_status" */
+    AW_ERR_SIGNAL,          /* "signal" */
+    AW_ERR_SPAWN,           /* "spawn_error" */
+    AW_ERR_HTTP,            /* "http_error" */
+    AW_ERR_INTERRUPTED,     /* "interrupted" */
+    AW_NERRTYPES
+} aw_error_type_t;
+
+/* Why a running task is being stopped (see aw_kind_t.cancel). */
+typedef enum aw_stop_reason {
+    AW_STOP_NONE = 0,
+    AW_STOP_CANCEL,
+    AW_STOP_TIMEOUT,
+} aw_stop_reason_t;
+
+struct aw_kind;
+struct aw_queue;
+struct aw_wait_link;
+
+typedef struct aw_task aw_task_t;
+struct aw_task {
+    char                  id[AW_TASK_ID_SIZE];
+    const struct aw_kind *kind;
+    struct aw_queue      *queue;
+    char                 *args;         /* compact JSON object, owned */
+    char                 *result;       /* compact JSON or NULL, owned */
+    char                 *error_message;/* owned; NULL when no error */
+    char                 *name;         /* owned; NULL when none */
+    char                 *idempotency_key; /* owned; NULL when none */
+    int64_t               timeout_ms;   /* -1: none */
+    int64_t               started_at;   /* wall ms, 0 = not yet */
+    int64_t               finished_at;  /* wall ms, 0 = not yet */
+    int64_t               timeout_at;   /* monotonic ms, while running */
+    aw_task_t            *hash_next;    /* task_table chains */
+    aw_task_t            *prev, *next;  /* task_table creation order */
+    aw_task_t            *queue_next;   /* queue's pending FIFO */
+    struct aw_wait_link  *waiters;      /* waiters not yet fired */
+    union {                             /* the kind's private state */
+        int64_t i;
+        void   *p;
+    } kdata;
+    aw_heap_node_t        deadline;     /* wake/timeout or retention */
+    uint32_t              refs;
+    uint8_t               state;        /* aw_task_state_t */
+    uint8_t               error_type;   /* aw_error_type_t */
+    uint8_t               stop_reason;  /* aw_stop_reason_t */
+    bool                  listed;       /* in the task table */
+};
+
+/* Contract names: "pending", ..., and "cancelled", "timeout", ... */
+const char *aw_task_state_name(aw_task_state_t s);
+const char *aw_error_type_name(aw_error_type_t t);
+/* Parses a state name; returns -1 when unknown. */
+int  aw_task_state_parse(const char *s);
+static inline bool aw_state_done(int s) { return s >= AW_SUCCEEDED; }
+static inline bool aw_task_done(const aw_task_t *t) { return aw_state_done(t->state); }
+/* created_at, derived from the id (saves 8 bytes a task). */
+int64_t aw_task_created_at(const aw_task_t *t);
+
+/* Reference counting: aw_task_unref frees the task (releasing the kind's
+ * state) when the last reference goes. */
+void aw_task_ref(aw_task_t *t);
+void aw_task_unref(aw_task_t *t);
+
+#endif

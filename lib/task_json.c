@@ -1,0 +1,61 @@
+/*
+ * task_json.c — writes the contract's task object (see task_json.h).
+ * Field order follows the contract's example so that humans reading curl
+ * output find fields where the documentation shows them.
+ */
+#include "kind.h"
+#include "queue.h"
+#include "task_json.h"
+
+static void add_time_or_null(aw_buf_t *b, int64_t wall_ms)
+{
+    if (wall_ms)
+        aw_buf_add_time(b, wall_ms);
+    else
+        aw_buf_add(b, "null", 4);
+}
+
+void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
+{
+    aw_buf_reserve(b, 320 + (t->args ? 64 : 0));
+    aw_buf_add(b, "{\"id\":\"", 7);
+    aw_buf_adds(b, t->id);
+    aw_buf_add(b, "\",\"kind\":\"", 10);
+    aw_buf_adds(b, t->kind->name);
+    aw_buf_add(b, "\",\"name\":", 9);
+    if (t->name)
+        aw_buf_add_json_string(b, t->name);
+    else
+        aw_buf_add(b, "null", 4);
+    aw_buf_add(b, ",\"queue\":", 9);
+    aw_buf_add_json_string(b, t->queue->name);
+    aw_buf_add(b, ",\"state\":\"", 10);
+    aw_buf_adds(b, aw_task_state_name(t->state));
+    aw_buf_adds(b, aw_task_done(t) ? "\",\"done\":true,\"args\":" : "\",\"done\":false,\"args\":");
+    aw_buf_adds(b, t->args ? t->args : "{}");
+    aw_buf_add(b, ",\"timeout\":", 11);
+    if (t->timeout_ms >= 0)
+        aw_buf_add_seconds(b, t->timeout_ms);
+    else
+        aw_buf_add(b, "null", 4);
+    aw_buf_add(b, ",\"created_at\":", 14);
+    aw_buf_add_time(b, aw_task_created_at(t));
+    aw_buf_add(b, ",\"started_at\":", 14);
+    add_time_or_null(b, t->started_at);
+    aw_buf_add(b, ",\"finished_at\":", 15);
+    add_time_or_null(b, t->finished_at);
+    aw_buf_add(b, ",\"result\":", 10);
+    aw_buf_adds(b, t->result ? t->result : "null");
+    aw_buf_add(b, ",\"error\":", 9);
+    const char *type = aw_error_type_name(t->error_type);
+    if (type) {
+        aw_buf_add(b, "{\"type\":\"", 9);
+        aw_buf_adds(b, type);
+        aw_buf_add(b, "\",\"message\":", 12);
+        aw_buf_add_json_string(b, t->error_message ? t->error_message : type);
+        aw_buf_addc(b, '}');
+    } else {
+        aw_buf_add(b, "null", 4);
+    }
+    aw_buf_addc(b, '}');
+}

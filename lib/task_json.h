@@ -1,0 +1,19 @@
+/*
+ * task_json.h — the task object of the contract, written straight into a
+ * buffer.
+ *
+ * Why not build a jansson tree and dump it: GET /v1/tasks/{id} is the
+ * hottest path, and a tree costs a dozen allocations per request. args and
+ * result are kept as compact JSON text already, so this writer only copies.
+ * The same text is what persistence will store.
+ */
+#ifndef AW_TASK_JSON_H
+#define AW_TASK_JSON_H
+
+#include "buf.h"
+#include "task.h"
+
+/* Appends the task object. Check aw_buf_failed() once at the end. */
+void aw_task_write_json(aw_buf_t *b, const aw_task_t *t);
+
+#endif
