@@ -1,0 +1,612 @@
+/*
+ * api.c — routing and the handlers of ../shared/api-v1.md (see api.h).
+ *
+ * Handlers validate everything before they change anything, so a refused
+ * request leaves no trace. Errors go through http_reply_error with an error
+ * value; the status and code come from the table in http_error.c.
+ * GET /v1/tasks/{id} is the hot path: no JSON tree, one buffer.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "clock.h"
+#include "errors.h"
+#include "http_error.h"
+#include "metrics.h"
+#include "queue.h"
+#include "task_json.h"
+
+#define DEFAULT_WAIT_SECONDS 30.0
+#define DEFAULT_LIST_LIMIT   100
+#define MAX_LIST_LIMIT       1000
+#define ERR_SIZE             256
+
+static int64_t started_mono;
+
+void api_init(void)
+{
+    started_mono = aw_clock_mono_ms();
+}
+
+/* ---- small helpers ---- */
+
+static void reply_task(struct http_ctx *x, unsigned status, const aw_task_t *t)
+{
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_task_write_json(&b, t);
+    aw_buf_addc(&b, '\n');
+    http_reply(x, status, &b, "application/json");
+}
+
+/* Seconds (finite, >= 0) to ms, rounding up so that a tiny positive value
+ * never becomes "no time at all". */
+static int64_t seconds_to_ms(double s)
+{
+    double ms = ceil(s * 1000);
+    return ms > 1e15 ? (int64_t)1e15 : (int64_t)ms;
+}
+
+/* Parses a wait timeout from a query string or JSON number: default 30,
+ * lowered to max_wait_seconds. Returns ms, or -1 when malformed. */
+static int64_t wait_timeout_ms(struct http_ctx *x, double s)
+{
+    if (!isfinite(s) || s < 0)
+        return -1;
+    double max = http_config(x->srv)->max_wait_seconds;
+    return seconds_to_ms(s > max ? max : s);
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return (end == s || *end || errno == ERANGE) ? -1 : 0;
+}
+
+/* "true"/"1" -> 1, "false"/"0" -> 0, else -1. */
+static int parse_bool(const char *s)
+{
+    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+        return 1;
+    if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
+        return 0;
+    return -1;
+}
+
+/* Parses the body as a JSON object; answers 400 itself when it is not. */
+static json_t *parse_object(struct http_ctx *x)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(x->body ? x->body : "", x->body_len, JSON_DECODE_ANY, &jerr);
+    if (!root) {
+        char msg[ERR_SIZE];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s",
+                 jerr.line, jerr.column, jerr.text);
+        http_reply_error(x, AW_EJSON, msg);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        http_reply_error(x, AW_EINVAL, "the body must be a JSON object");
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+static aw_task_t *find_or_404(struct http_ctx *x, const char *id)
+{
+    aw_task_t *t = aw_task_find(http_engine(x->srv), id);
+    if (!t) {
+        char msg[ERR_SIZE];
+        snprintf(msg, sizeof msg, "no task with id '%.64s'", id);
+        http_reply_error(x, AW_ENOTFOUND, msg);
+    }
+    return t;
+}
+
+/* ---- operations ---- */
+
+static void get_healthz(struct http_ctx *x)
+{
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_buf_adds(&b, "{\"status\":\"ok\"}\n");
+    http_reply(x, 200, &b, "application/json");
+}
+
+static void get_metrics(struct http_ctx *x)
+{
+    aw_buf_t b;
+    aw_buf_init(&b);
+    metrics_write(&b, http_engine(x->srv), http_open_connections(x->srv));
+    http_reply(x, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static void get_info(struct http_ctx *x)
+{
+    const struct config *c = http_config(x->srv);
+    aw_engine_stats_t st;
+    aw_engine_stats(http_engine(x->srv), &st);
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_buf_printf(&b, "{\"version\":\"%s\",\"uptime_seconds\":%lld,\"kinds\":{",
+                  AWAITD_VERSION, (long long)((aw_clock_mono_ms() - started_mono) / 1000));
+    for (size_t k = 0; k < st.nkinds; k++)
+        aw_buf_printf(&b, "%s\"%s\":%s", k ? "," : "", st.kinds[k].kind->name,
+                      st.kinds[k].enabled ? "true" : "false");
+    aw_buf_printf(&b, "},\"limits\":{\"max_tasks\":%llu,\"max_body_bytes\":%zu,"
+                  "\"max_wait_seconds\":%g,\"max_wait_ids\":%u,"
+                  "\"retention_seconds\":%g,\"max_connections\":%u},"
+                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu},\"waiters\":%llu}\n",
+                  (unsigned long long)c->max_tasks, c->max_body_bytes, c->max_wait_seconds,
+                  c->max_wait_ids, c->retention_seconds, c->max_connections,
+                  (unsigned long long)(st.held[AW_PENDING] + st.held[AW_RUNNING]),
+                  (unsigned long long)(st.held[0] + st.held[1] + st.held[2] + st.held[3] +
+                                       st.held[4] + st.held[5]),
+                  (unsigned long long)st.waiters);
+    http_reply(x, 200, &b, "application/json");
+}
+
+/* ---- tasks ---- */
+
+/* Reads an optional string field; answers 400 when it has another type. */
+static int optional_string(struct http_ctx *x, json_t *o, const char *key, const char **out)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        char msg[ERR_SIZE];
+        snprintf(msg, sizeof msg, "%s must be a string", key);
+        http_reply_error(x, AW_EINVAL, msg);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static void post_tasks(struct http_ctx *x)
+{
+    aw_engine_t *e = http_engine(x->srv);
+    const char *key = http_header(x, "Idempotency-Key");
+    aw_task_t *t = key ? aw_task_find_idempotent(e, key) : NULL;
+    if (t) {
+        reply_task(x, 200, t);
+        return;
+    }
+    json_t *root = parse_object(x);
+    if (!root)
+        return;
+    aw_task_spec_t spec = { .timeout_ms = -1, .idempotency_key = key };
+    json_t *kind = json_object_get(root, "kind");
+    json_t *args = json_object_get(root, "args");
+    json_t *timeout = json_object_get(root, "timeout");
+    char err[ERR_SIZE];
+    if (!json_is_string(kind)) {
+        http_reply_error(x, AW_EINVAL, "kind is required and must be a string");
+        goto out;
+    }
+    spec.kind = json_string_value(kind);
+    if (args && !json_is_null(args) && !json_is_object(args)) {
+        http_reply_error(x, AW_EINVAL, "args must be an object");
+        goto out;
+    }
+    spec.args = json_is_object(args) ? args : NULL;
+    if (optional_string(x, root, "name", &spec.name) < 0 ||
+        optional_string(x, root, "queue", &spec.queue) < 0)
+        goto out;
+    if (timeout && !json_is_null(timeout)) {
+        double s = json_number_value(timeout);
+        if (!json_is_number(timeout) || !isfinite(s) || s <= 0) {
+            http_reply_error(x, AW_EINVAL, "timeout must be a positive number of seconds");
+            goto out;
+        }
+        spec.timeout_ms = seconds_to_ms(s);
+    }
+    int rc = aw_task_create(e, &spec, &t, err, sizeof err);
+    if (rc < 0) {
+        http_reply_error(x, rc, rc == -ENOMEM ? NULL : err);
+        goto out;
+    }
+    /* Persistence will hold this answer back until the task is durably
+     * stored (group commit), suspending the request like a wait. */
+    char location[64];
+    snprintf(location, sizeof location, "/v1/tasks/%s", t->id);
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_task_write_json(&b, t);
+    aw_buf_addc(&b, '\n');
+    http_reply_located(x, 201, &b, location);
+out:
+    json_decref(root);
+}
+
+static bool list_match(const aw_task_t *t, int state, const char *kind, const char *queue)
+{
+    if (state == -2 && aw_task_done(t))
+        return false;                       /* "active" */
+    if (state == -3 && !aw_task_done(t))
+        return false;                       /* "done" */
+    if (state >= 0 && t->state != state)
+        return false;
+    if (kind && strcmp(t->kind->name, kind) != 0)
+        return false;
+    if (queue && strcmp(t->queue->name, queue) != 0)
+        return false;
+    return true;
+}
+
+static void get_tasks(struct http_ctx *x)
+{
+    const char *state_s = http_query(x, "state"), *limit_s = http_query(x, "limit");
+    const char *kind = http_query(x, "kind"), *queue = http_query(x, "queue");
+    const char *after = http_query(x, "after");
+    int state = -1;                         /* -1 any, -2 active, -3 done */
+    if (state_s) {
+        state = strcmp(state_s, "active") == 0 ? -2
+              : strcmp(state_s, "done") == 0 ? -3 : aw_task_state_parse(state_s);
+        if (state == -1) {
+            http_reply_error(x, AW_EINVAL,
+                "state must be pending, running, succeeded, failed, cancelled, "
+                "timed_out, active or done");
+            return;
+        }
+    }
+    long limit = DEFAULT_LIST_LIMIT;
+    if (limit_s) {
+        char *end;
+        errno = 0;
+        limit = strtol(limit_s, &end, 10);
+        if (end == limit_s || *end || limit_s[0] == '-' || limit_s[0] == '+' || limit < 1) {
+            http_reply_error(x, AW_EINVAL, "limit must be a positive integer");
+            return;
+        }
+        if (errno == ERANGE || limit > MAX_LIST_LIMIT)
+            limit = MAX_LIST_LIMIT;
+    }
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_buf_adds(&b, "{\"tasks\":[");
+    long n = 0;
+    const aw_task_t *t = aw_task_after(http_engine(x->srv), after), *last = NULL;
+    for (; t && n < limit; t = aw_task_next(t)) {
+        if (!list_match(t, state, kind, queue))
+            continue;
+        if (n++)
+            aw_buf_addc(&b, ',');
+        aw_task_write_json(&b, t);
+        last = t;
+    }
+    /* `next` only when a matching task really follows. */
+    while (t && !list_match(t, state, kind, queue))
+        t = aw_task_next(t);
+    aw_buf_adds(&b, "],\"next\":");
+    if (t && last)
+        aw_buf_add_json_string(&b, last->id);
+    else
+        aw_buf_adds(&b, "null");
+    aw_buf_adds(&b, "}\n");
+    http_reply(x, 200, &b, "application/json");
+}
+
+static void get_task(struct http_ctx *x, const char *id)
+{
+    aw_task_t *t = find_or_404(x, id);
+    if (t)
+        reply_task(x, 200, t);
+}
+
+static void delete_task(struct http_ctx *x, const char *id)
+{
+    aw_task_t *t = find_or_404(x, id);
+    if (!t)
+        return;
+    int rc = aw_task_forget(http_engine(x->srv), t);
+    if (rc < 0)
+        http_reply_error(x, rc, "the task is still active; cancel it first");
+    else
+        http_reply_empty(x, 204);
+}
+
+static void cancel_task(struct http_ctx *x, const char *id)
+{
+    aw_task_t *t = find_or_404(x, id);
+    if (!t)
+        return;
+    int rc = aw_task_cancel(http_engine(x->srv), t);
+    if (rc == AW_EDONE)
+        http_reply_error_task(x, rc, NULL, t);
+    else
+        reply_task(x, rc == 0 ? 200 : 202, t);
+}
+
+static void get_output(struct http_ctx *x, const char *id)
+{
+    aw_task_t *t = find_or_404(x, id);
+    if (!t)
+        return;
+    const char *stream = http_query(x, "stream");
+    if (stream && strcmp(stream, "stdout") != 0 && strcmp(stream, "stderr") != 0) {
+        http_reply_error(x, AW_EINVAL, "stream must be stdout or stderr");
+        return;
+    }
+    if (!t->kind->has_output) {
+        http_reply_error(x, AW_ENOOUTPUT, "only exec tasks have output");
+        return;
+    }
+    http_reply_error(x, HTTP_ENOTIMPL, "exec output is not available in this build");
+}
+
+/* ---- waits ---- */
+
+static void write_task_list(aw_buf_t *b, aw_task_t **tasks, size_t n, bool done)
+{
+    aw_buf_addc(b, '[');
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (aw_task_done(tasks[i]) != done)
+            continue;
+        if (!first)
+            aw_buf_addc(b, ',');
+        first = false;
+        aw_task_write_json(b, tasks[i]);
+    }
+    aw_buf_addc(b, ']');
+}
+
+static void render_one(aw_buf_t *b, aw_task_t **tasks, size_t n)
+{
+    (void)n;
+    aw_task_write_json(b, tasks[0]);
+    aw_buf_addc(b, '\n');
+}
+
+static void render_many(aw_buf_t *b, aw_task_t **tasks, size_t n)
+{
+    aw_buf_adds(b, "{\"done\":");
+    write_task_list(b, tasks, n, true);
+    aw_buf_adds(b, ",\"pending\":");
+    write_task_list(b, tasks, n, false);
+    aw_buf_adds(b, "}\n");
+}
+
+static void finish_one(struct http_req *r)
+{
+    size_t n;
+    aw_task_t **tasks = http_req_tasks(r, &n);
+    aw_buf_t b;
+    aw_buf_init(&b);
+    render_one(&b, tasks, n);
+    http_resume(r, 200, &b);
+}
+
+static void finish_many(struct http_req *r)
+{
+    size_t n;
+    aw_task_t **tasks = http_req_tasks(r, &n);
+    aw_buf_t b;
+    aw_buf_init(&b);
+    render_many(&b, tasks, n);
+    http_resume(r, 200, &b);
+}
+
+static void waiter_fired(aw_waiter_t *w, void *arg)
+{
+    (void)w;
+    http_req_waiter_fired(arg);
+}
+
+/* Starts the wait; answers now when there is nothing to wait for. Takes
+ * ownership of tasks (malloc'd). */
+static void start_wait(struct http_ctx *x, aw_task_t **tasks, size_t n, bool many,
+                       aw_return_when_t rw, int64_t timeout_ms, bool cancel)
+{
+    struct http_req *r = http_req_get(x);
+    if (!r) {
+        free(tasks);
+        http_reply_error(x, -ENOMEM, NULL);
+        return;
+    }
+    http_req_set_tasks(r, tasks, n);
+    aw_waiter_t *w = NULL;
+    int rc = aw_wait(http_engine(x->srv), tasks, n, rw, timeout_ms, cancel,
+                     waiter_fired, r, &w);
+    if (rc < 0) {
+        http_reply_error(x, rc, NULL);
+    } else if (rc == 1) {
+        aw_buf_t b;
+        aw_buf_init(&b);
+        (many ? render_many : render_one)(&b, tasks, n);
+        http_reply(x, 200, &b, "application/json");
+    } else {
+        http_suspend(x, r, w, many ? finish_many : finish_one);
+    }
+}
+
+static void get_wait(struct http_ctx *x, const char *id)
+{
+    aw_task_t *t = find_or_404(x, id);
+    if (!t)
+        return;
+    const char *timeout_s = http_query(x, "timeout"), *cancel_s = http_query(x, "cancel");
+    double secs = DEFAULT_WAIT_SECONDS;
+    int64_t timeout_ms;
+    if ((timeout_s && parse_seconds(timeout_s, &secs) < 0) ||
+        (timeout_ms = wait_timeout_ms(x, secs)) < 0) {
+        http_reply_error(x, AW_EINVAL, "timeout must be a finite number of seconds >= 0");
+        return;
+    }
+    int cancel = cancel_s ? parse_bool(cancel_s) : 0;
+    if (cancel < 0) {
+        http_reply_error(x, AW_EINVAL, "cancel must be true, false, 1 or 0");
+        return;
+    }
+    aw_task_t **tasks = malloc(sizeof *tasks);
+    if (!tasks) {
+        http_reply_error(x, -ENOMEM, NULL);
+        return;
+    }
+    tasks[0] = t;
+    start_wait(x, tasks, 1, false, AW_RETURN_ALL, timeout_ms, cancel == 1);
+}
+
+static void post_wait(struct http_ctx *x)
+{
+    json_t *root = parse_object(x);
+    if (!root)
+        return;
+    uint32_t max_ids = http_config(x->srv)->max_wait_ids;
+    json_t *ids = json_object_get(root, "ids");
+    json_t *rw_j = json_object_get(root, "return_when");
+    json_t *timeout = json_object_get(root, "timeout");
+    aw_task_t **tasks = NULL;
+    char msg[ERR_SIZE];
+    int rw = AW_RETURN_ALL;
+    int64_t timeout_ms = seconds_to_ms(DEFAULT_WAIT_SECONDS > http_config(x->srv)->max_wait_seconds
+                                       ? http_config(x->srv)->max_wait_seconds
+                                       : DEFAULT_WAIT_SECONDS);
+    if (!json_is_array(ids) || json_array_size(ids) == 0) {
+        http_reply_error(x, AW_EINVAL, "ids must be a non-empty array of task ids");
+        goto out;
+    }
+    if (json_array_size(ids) > max_ids) {
+        snprintf(msg, sizeof msg, "at most %u ids per wait", max_ids);
+        http_reply_error(x, AW_EINVAL, msg);
+        goto out;
+    }
+    if (rw_j && !json_is_null(rw_j) &&
+        (!json_is_string(rw_j) || (rw = aw_return_when_parse(json_string_value(rw_j))) < 0)) {
+        http_reply_error(x, AW_EINVAL,
+            "return_when must be ALL_COMPLETED, FIRST_COMPLETED or FIRST_EXCEPTION");
+        goto out;
+    }
+    if (timeout && !json_is_null(timeout) &&
+        (!json_is_number(timeout) ||
+         (timeout_ms = wait_timeout_ms(x, json_number_value(timeout))) < 0)) {
+        http_reply_error(x, AW_EINVAL, "timeout must be a finite number of seconds >= 0");
+        goto out;
+    }
+    size_t n = json_array_size(ids), m = 0;
+    if (!(tasks = malloc(n * sizeof *tasks))) {
+        http_reply_error(x, -ENOMEM, NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(ids, i);
+        if (!json_is_string(v)) {
+            snprintf(msg, sizeof msg, "ids[%zu] must be a string", i);
+            http_reply_error(x, AW_EINVAL, msg);
+            goto out;
+        }
+        aw_task_t *t = find_or_404(x, json_string_value(v));
+        if (!t)
+            goto out;
+        /* A repeated id counts once: keep its first place. */
+        size_t j = 0;
+        while (j < m && tasks[j] != t)
+            j++;
+        if (j == m)
+            tasks[m++] = t;
+    }
+    start_wait(x, tasks, m, true, (aw_return_when_t)rw, timeout_ms, false);
+    tasks = NULL;
+out:
+    free(tasks);
+    json_decref(root);
+}
+
+/* ---- routing ---- */
+
+static void get_events(struct http_ctx *x)
+{
+    http_reply_error(x, HTTP_ENOTIMPL, "GET /v1/events comes in a later version");
+}
+
+static bool is(const struct http_ctx *x, const char *method)
+{
+    return strcmp(x->method, method) == 0;
+}
+
+/* Routes /v1/tasks/{id}[/action]. */
+static void route_task(struct http_ctx *x, const char *rest)
+{
+    char id[AW_TASK_ID_SIZE + 32];
+    const char *slash = strchr(rest, '/');
+    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (len == 0 || len >= sizeof id) {
+        http_reply_error(x, len ? AW_ENOTFOUND : HTTP_ENOROUTE, NULL);
+        return;
+    }
+    memcpy(id, rest, len);
+    id[len] = '\0';
+    const char *action = slash ? slash + 1 : NULL;
+    if (!action) {
+        if (is(x, "GET"))
+            get_task(x, id);
+        else if (is(x, "DELETE"))
+            delete_task(x, id);
+        else
+            http_reply_405(x, "GET, HEAD, DELETE");
+    } else if (strcmp(action, "cancel") == 0) {
+        if (is(x, "POST"))
+            cancel_task(x, id);
+        else
+            http_reply_405(x, "POST");
+    } else if (strcmp(action, "wait") == 0) {
+        if (is(x, "GET"))
+            get_wait(x, id);
+        else
+            http_reply_405(x, "GET, HEAD");
+    } else if (strcmp(action, "output") == 0) {
+        if (is(x, "GET"))
+            get_output(x, id);
+        else
+            http_reply_405(x, "GET, HEAD");
+    } else {
+        http_reply_error(x, HTTP_ENOROUTE, NULL);
+    }
+}
+
+struct route {
+    const char *path;
+    const char *allow;
+    void (*get)(struct http_ctx *);
+    void (*post)(struct http_ctx *);
+};
+
+static const struct route routes[] = {
+    { "/healthz",    "GET, HEAD",       get_healthz, NULL },
+    { "/metrics",    "GET, HEAD",       get_metrics, NULL },
+    { "/v1/info",    "GET, HEAD",       get_info,    NULL },
+    { "/v1/tasks",   "GET, HEAD, POST", get_tasks,   post_tasks },
+    { "/v1/wait",    "POST",            NULL,        post_wait },
+    { "/v1/events",  "GET, HEAD",       get_events,  NULL },
+};
+
+void api_handle(struct http_ctx *x)
+{
+    if (strncmp(x->path, "/v1/tasks/", 10) == 0) {
+        route_task(x, x->path + 10);
+        return;
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct route *r = &routes[i];
+        if (strcmp(x->path, r->path) != 0)
+            continue;
+        if (is(x, "GET") && r->get)
+            r->get(x);
+        else if (is(x, "POST") && r->post)
+            r->post(x);
+        else
+            http_reply_405(x, r->allow);
+        return;
+    }
+    http_reply_error(x, HTTP_ENOROUTE, NULL);
+}

@@ -1,0 +1,537 @@
+/*
+ * config.c — reads awaitd.conf into a struct config.
+ *
+ * Every key is one line of the keys[] table (section, name, type, where it
+ * is stored, lower bound, default), so config_init() takes its defaults from
+ * the same place the parser checks values, and adding a key is one line.
+ * libinih splits the file into keys and values; this file decides what they
+ * mean. It never logs or exits: the first problem becomes a one-line
+ * "FILE:LINE: ..." message and main() decides what to do with it. It knows
+ * nothing about sockets: a host such as "localhost" stays a string that
+ * main() resolves.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#define QUEUE_NAME_MAX 64
+#define QUEUE_CHARS    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+/* RFC 6750 b64token, minus the trailing '=' padding checked separately. */
+#define TOKEN_CHARS    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+/* Durations are turned into milliseconds and timestamps elsewhere; a bound
+ * (about 31 years) keeps that arithmetic far from overflow. */
+#define MAX_SECONDS    1e9
+
+enum type {
+    T_LISTEN,           /* HOST:PORT, parsed by config_set_listen() */
+    T_TOKEN,            /* a bearer token, or empty */
+    T_BOOL,
+    T_LOG_LEVEL,
+    T_U32,              /* decimal integers >= min */
+    T_U64,
+    T_SIZE,
+    T_SECONDS,          /* a number >= 0 */
+    T_SECONDS_POSITIVE, /* a number > 0 */
+};
+
+#define OFF(field) offsetof(struct config, field)
+
+static const struct key {
+    const char *section;    /* "queue" stands for every [queue:NAME] */
+    const char *name;
+    enum type   type;
+    size_t      offset;     /* in struct config, or struct config_queue for "queue" */
+    uint64_t    min;        /* integers only */
+    const char *def;        /* the default, as config/awaitd.conf writes it */
+} keys[] = {
+    { "server", "listen",            T_LISTEN,           0,                      0, "127.0.0.1:8080" },
+    { "server", "auth_token",        T_TOKEN,            OFF(auth_token),        0, "" },
+    { "server", "max_body_bytes",    T_SIZE,             OFF(max_body_bytes),    1, "1048576" },
+    { "server", "max_connections",   T_U32,              OFF(max_connections),   1, "12000" },
+    { "server", "log_level",         T_LOG_LEVEL,        OFF(log_level),         0, "info" },
+    { "tasks",  "max_tasks",         T_U64,              OFF(max_tasks),         1, "1000000" },
+    { "tasks",  "retention_seconds", T_SECONDS,          OFF(retention_seconds), 0, "3600" },
+    { "tasks",  "max_wait_seconds",  T_SECONDS_POSITIVE, OFF(max_wait_seconds),  0, "300" },
+    { "tasks",  "max_wait_ids",      T_U32,              OFF(max_wait_ids),      1, "1000" },
+    { "kinds",  "sleep",             T_BOOL,             OFF(kind_sleep),        0, "true" },
+    { "kinds",  "exec",              T_BOOL,             OFF(kind_exec),         0, "false" },
+    { "kinds",  "http",              T_BOOL,             OFF(kind_http),         0, "false" },
+    { "queue",  "concurrency",       T_U32, offsetof(struct config_queue, concurrency), 0, "0" },
+};
+
+static const char *const level_names[] = {
+    [LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARN] = "warn",
+    [LOG_LEVEL_INFO] = "info",   [LOG_LEVEL_DEBUG] = "debug",
+};
+
+static const struct { const char *word; bool value; } bool_words[] = {
+    { "true", true }, { "false", false }, { "yes", true }, { "no", false },
+    { "on", true },   { "off", false },   { "1", true },   { "0", false },
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The state of one config_load(). inih does not tell the handler its line
+ * number (INI_HANDLER_LINENO is 0 in Debian's build) and cuts section names
+ * at 49 characters, so our own reader counts lines and tracks sections. */
+struct parse {
+    struct config *c;
+    const char    *path;
+    FILE          *f;
+    unsigned       line;        /* lines read so far = the line being parsed */
+    const char    *section;     /* a keys[].section, or NULL before the first */
+    size_t         queue;       /* index in c->queues when section is "queue" */
+    bool           key_seen;    /* a key was read since the last section line */
+    bool           failed;
+    unsigned       err_line;
+    char          *err;
+    size_t         errlen;
+};
+
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Records the first error only: the reader stops at it, but a message for a
+ * later line must never replace the one the operator needs to fix first. */
+__attribute__((format(printf, 2, 3)))
+static void fail(struct parse *p, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (p->failed)
+        return;
+    p->failed = true;
+    p->err_line = p->line;
+    if (p->errlen == 0)
+        return;
+    n = snprintf(p->err, p->errlen, "%s:%u: ", p->path, p->line);
+    if (n >= 0 && (size_t)n < p->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static int replace_string(char **slot, const char *value, char *why, size_t len)
+{
+    char *dup = strdup(value);
+
+    if (!dup) {
+        set_err(why, len, "out of memory");
+        return -1;
+    }
+    free(*slot);
+    *slot = dup;
+    return 0;
+}
+
+static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    unsigned long long v;
+    char *end;
+
+    /* strtoull would skip spaces and accept "+1" and "-1" (as a huge value). */
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_seconds(const char *s, bool positive, double *out)
+{
+    double v;
+    char *end;
+
+    /* strtod would also take signs, hex, "inf" and "nan"; a duration is a
+     * plain decimal number such as 300, 0.5 or 1e3. */
+    if (!isdigit((unsigned char)*s) && *s != '.')
+        return -1;
+    if (s[strspn(s, "0123456789.eE+-")] != '\0')
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v > MAX_SECONDS
+        || (positive && v <= 0))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int int_error(char *why, size_t len, uint64_t min, uint64_t max, const char *v)
+{
+    if (max == UINT64_MAX)
+        set_err(why, len, "expected an integer >= %" PRIu64 ", got \"%s\"", min, v);
+    else
+        set_err(why, len, "expected an integer from %" PRIu64 " to %" PRIu64
+                ", got \"%s\"", min, max, v);
+    return -1;
+}
+
+/* Stores value v for key k in base (the config, or a queue). Returns 0, or
+ * -1 with why set to "expected ..., got ..." or "out of memory"; on error
+ * the stored value is unchanged. */
+static int set_value(struct config *c, const struct key *k, void *base,
+                     const char *v, char *why, size_t len)
+{
+    void *slot = (char *)base + k->offset;
+    uint64_t u;
+    double d;
+    size_t i, n;
+
+    switch (k->type) {
+    case T_LISTEN:
+        return config_set_listen(c, v, why, len);
+    case T_TOKEN:
+        /* Catches the usual slip of quoting the token, which inih would
+         * keep as part of it. The value is not echoed: it is a secret. */
+        n = strspn(v, TOKEN_CHARS);
+        if ((*v != '\0' && n == 0) || v[n + strspn(v + n, "=")] != '\0') {
+            set_err(why, len, "expected letters, digits and - . _ ~ + / only"
+                    " (an RFC 6750 bearer token, no quotes)");
+            return -1;
+        }
+        return replace_string(slot, v, why, len);
+    case T_BOOL:
+        for (i = 0; i < COUNT(bool_words); i++) {
+            if (strcasecmp(v, bool_words[i].word) == 0) {
+                *(bool *)slot = bool_words[i].value;
+                return 0;
+            }
+        }
+        set_err(why, len, "expected true or false (or yes/no, on/off, 1/0), got \"%s\"", v);
+        return -1;
+    case T_LOG_LEVEL:
+        for (i = 0; i < COUNT(level_names); i++) {
+            if (strcasecmp(v, level_names[i]) == 0) {
+                *(enum log_level *)slot = (enum log_level)i;
+                return 0;
+            }
+        }
+        set_err(why, len, "expected error, warn, info or debug, got \"%s\"", v);
+        return -1;
+    case T_U32:
+        if (parse_uint(v, k->min, UINT32_MAX, &u) < 0)
+            return int_error(why, len, k->min, UINT32_MAX, v);
+        *(uint32_t *)slot = (uint32_t)u;
+        return 0;
+    case T_U64:
+        if (parse_uint(v, k->min, UINT64_MAX, &u) < 0)
+            return int_error(why, len, k->min, UINT64_MAX, v);
+        *(uint64_t *)slot = u;
+        return 0;
+    case T_SIZE:
+        if (parse_uint(v, k->min, SIZE_MAX, &u) < 0)
+            return int_error(why, len, k->min, SIZE_MAX, v);
+        *(size_t *)slot = (size_t)u;
+        return 0;
+    case T_SECONDS:
+    case T_SECONDS_POSITIVE:
+        if (parse_seconds(v, k->type == T_SECONDS_POSITIVE, &d) < 0) {
+            set_err(why, len, "expected a number of seconds %s 0 and at most %.0f,"
+                    " got \"%s\"", k->type == T_SECONDS ? ">=" : ">", MAX_SECONDS, v);
+            return -1;
+        }
+        *(double *)slot = d;
+        return 0;
+    }
+    set_err(why, len, "internal error: key type %d", (int)k->type);
+    return -1;
+}
+
+/* Applies the defaults of the queue keys (queue) or of all the others to
+ * base. Fails only when out of memory. */
+static int set_defaults(struct config *c, bool queue, void *base)
+{
+    char why[CONFIG_ERR_SIZE];
+    size_t i;
+
+    for (i = 0; i < COUNT(keys); i++) {
+        if ((strcmp(keys[i].section, "queue") == 0) == queue
+            && set_value(c, &keys[i], base, keys[i].def, why, sizeof why) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Returns 0 with *idx set, or -1 when out of memory. */
+static int find_or_add_queue(struct config *c, const char *name, size_t *idx)
+{
+    struct config_queue *q;
+    size_t i;
+
+    for (i = 0; i < c->nqueues; i++) {
+        if (strcmp(c->queues[i].name, name) == 0) {
+            *idx = i;
+            return 0;
+        }
+    }
+    q = realloc(c->queues, (c->nqueues + 1) * sizeof *q);
+    if (!q)
+        return -1;
+    c->queues = q;
+    q += c->nqueues;
+    *q = (struct config_queue){ .name = strdup(name) };
+    if (!q->name || set_defaults(c, true, q) < 0) {
+        free(q->name);
+        return -1;
+    }
+    *idx = c->nqueues++;
+    return 0;
+}
+
+int config_init(struct config *c)
+{
+    size_t idx;
+
+    memset(c, 0, sizeof *c);
+    if (set_defaults(c, false, c) < 0 || find_or_add_queue(c, "default", &idx) < 0) {
+        config_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Splits s into host and port. Returns NULL, or what is wrong with s. */
+static const char *split_listen(const char *s, const char **host, size_t *hostlen,
+                                uint16_t *port)
+{
+    const char *colon, *close;
+    unsigned long v;
+    size_t n;
+
+    if (*s == '[') {
+        close = strchr(s, ']');
+        if (!close)
+            return "'[' without ']'";
+        *host = s + 1;
+        *hostlen = (size_t)(close - *host);
+        if (*hostlen == 0)
+            return "empty address in brackets";
+        colon = close + 1;
+        if (*colon != ':')
+            return "missing :PORT after ']'";
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return "missing port";
+        *host = s;
+        *hostlen = (size_t)(colon - s);
+        if (memchr(s, ':', *hostlen))
+            return "an IPv6 address needs brackets, as in [::1]:8080";
+    }
+    n = strlen(colon + 1);
+    if (n == 0 || n > 5 || strspn(colon + 1, "0123456789") != n)
+        return "the port must be a number from 0 to 65535";
+    v = strtoul(colon + 1, NULL, 10);
+    if (v > 65535)
+        return "the port must be a number from 0 to 65535";
+    *port = (uint16_t)v;
+    return NULL;
+}
+
+int config_set_listen(struct config *c, const char *hostport, char *err, size_t errlen)
+{
+    const char *host = NULL, *why;
+    size_t hostlen = 0;
+    uint16_t port = 0;
+    char *dup;
+
+    why = split_listen(hostport, &host, &hostlen, &port);
+    if (why) {
+        set_err(err, errlen, "expected HOST:PORT, [IPV6]:PORT or :PORT, got \"%s\": %s",
+                hostport, why);
+        return -1;
+    }
+    /* Only ":PORT" has an empty host: brackets with nothing inside are
+     * rejected above. */
+    dup = hostlen == 0 ? strdup("0.0.0.0") : strndup(host, hostlen);
+    if (!dup) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    free(c->listen_host);
+    c->listen_host = dup;
+    c->listen_port = port;
+    return 0;
+}
+
+/* Opens a section. Queues are created here rather than at their first key,
+ * so that a bare "[queue:jobs]" declares a queue with default settings. */
+static void enter_section(struct parse *p, const char *name, size_t len)
+{
+    static const char *const plain[] = { "server", "tasks", "kinds" };
+    char qname[QUEUE_NAME_MAX + 1];
+    const char *q;
+    size_t i, qlen;
+
+    p->key_seen = false;
+    for (i = 0; i < COUNT(plain); i++) {
+        if (strlen(plain[i]) == len && memcmp(plain[i], name, len) == 0) {
+            p->section = plain[i];
+            return;
+        }
+    }
+    if (len < 6 || memcmp(name, "queue:", 6) != 0) {
+        fail(p, "unknown section [%.*s]", (int)len, name);
+        return;
+    }
+    q = name + 6;
+    qlen = len - 6;
+    /* strspn stops at the ']' that ends the name, at the latest. */
+    if (qlen == 0 || qlen > QUEUE_NAME_MAX || strspn(q, QUEUE_CHARS) < qlen) {
+        fail(p, "invalid queue name '%.*s' in [%.*s]: expected 1 to %d characters"
+             " from A-Z a-z 0-9 _ . -", (int)qlen, q, (int)len, name, QUEUE_NAME_MAX);
+        return;
+    }
+    memcpy(qname, q, qlen);
+    qname[qlen] = '\0';
+    if (find_or_add_queue(p->c, qname, &p->queue) < 0) {
+        fail(p, "out of memory");
+        return;
+    }
+    p->section = "queue";
+}
+
+/* inih's line reader. Besides counting lines, it rejects what inih would
+ * silently get wrong: an over-long line (inih cuts it and reads the rest as
+ * a new line) and an indented line after a key (inih appends it to that
+ * key's value, so indenting a whole section would set the first key to the
+ * text of the others). The checks mirror inih's order: comment, then
+ * continuation, then section. Returning NULL ends the parse. */
+static char *read_line(char *buf, int size, void *user)
+{
+    struct parse *p = user;
+    const char *s;
+    size_t len;
+    int ch;
+
+    if (p->failed)
+        return NULL;
+    if (!fgets(buf, size, p->f)) {
+        if (ferror(p->f)) {
+            p->failed = true;
+            p->err_line = p->line + 1;
+            set_err(p->err, p->errlen, "%s: cannot read: %s", p->path, strerror(errno));
+        }
+        return NULL;
+    }
+    p->line++;
+    len = strlen(buf);
+    if (len == (size_t)size - 1 && buf[len - 1] != '\n') {
+        ch = getc(p->f);
+        if (ch != '\n' && ch != EOF) {
+            fail(p, "line longer than %d characters", size - 1);
+            return NULL;
+        }
+    }
+    if (p->line == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0)
+        memmove(buf, buf + 3, strlen(buf + 3) + 1);
+
+    s = buf + strspn(buf, " \t\r\n\v\f");
+    if (*s == '\0' || *s == ';' || *s == '#')
+        return buf;
+    if (s > buf && p->key_seen) {
+        fail(p, "an indented line continues the value of the key above;"
+             " remove the leading whitespace");
+        return NULL;
+    }
+    /* Without ']' it is inih's syntax error, reported by config_load. */
+    if (*s == '[' && strchr(s, ']'))
+        enter_section(p, s + 1, strcspn(s + 1, "]"));
+    return p->failed ? NULL : buf;
+}
+
+/* inih's handler: returns 1 for a key it stored, 0 for an error. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse *p = user;
+    char why[CONFIG_ERR_SIZE];
+    const char *prefix = "", *sname = p->section;
+    void *base = p->c;
+    size_t i;
+
+    (void)section;      /* cut at 49 characters by inih; read_line tracks it */
+    p->key_seen = true;
+    if (!p->section) {
+        fail(p, "key '%s' is outside any section", name);
+        return 0;
+    }
+    if (strcmp(p->section, "queue") == 0) {
+        base = &p->c->queues[p->queue];
+        prefix = "queue:";
+        sname = p->c->queues[p->queue].name;
+    }
+    for (i = 0; i < COUNT(keys); i++) {
+        if (strcmp(keys[i].section, p->section) != 0 || strcmp(keys[i].name, name) != 0)
+            continue;
+        if (set_value(p->c, &keys[i], base, value, why, sizeof why) < 0) {
+            fail(p, "key '%s': %s", name, why);
+            return 0;
+        }
+        return 1;
+    }
+    fail(p, "unknown key '%s' in [%s%s]", name, prefix, sname);
+    return 0;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+    struct parse p = { .c = c, .path = path, .err = err, .errlen = errlen };
+    int ret;
+
+    p.f = fopen(path, "r");
+    if (!p.f) {
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    ret = ini_parse_stream(read_line, &p, on_key, &p);
+    fclose(p.f);
+    if (ret == -2) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    /* inih reports lines it cannot split (no '=', no ']') only through its
+     * return value, the first line with any error; ours may come later. */
+    if (ret > 0 && (!p.failed || (unsigned)ret < p.err_line)) {
+        set_err(err, errlen, "%s:%d: expected [section], key = value, or a comment",
+                path, ret);
+        return -1;
+    }
+    return p.failed ? -1 : 0;
+}
+
+void config_close(struct config *c)
+{
+    size_t i;
+
+    free(c->listen_host);
+    free(c->auth_token);
+    for (i = 0; i < c->nqueues; i++)
+        free(c->queues[i].name);
+    free(c->queues);
+    memset(c, 0, sizeof *c);
+}

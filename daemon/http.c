@@ -1,0 +1,563 @@
+/*
+ * http.c — libmicrohttpd inside the libevent loop (see http.h).
+ *
+ * The access-handler protocol, per request:
+ *   1st call (headers only): note whether a body must be kept; refuse an
+ *     announced oversized body at once. Never answer a normal request here:
+ *     an answer in the first call makes MHD drop keep-alive (notes P2).
+ *   calls with upload data: append (bounded by max_body_bytes) or discard;
+ *     every byte must be consumed before answering (notes P8).
+ *   final call: authenticate, then hand the request to the handler.
+ *   after a resume: send the answer finish() prepared.
+ * Bodyless requests get no allocation at all: *con_cls points at a static
+ * marker, which keeps the GET path cheap.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "http_error.h"
+#include "log.h"
+#include "metrics.h"
+#include "task_json.h"
+
+/* How long a draining server waits for resumed answers to go out. */
+#define DRAIN_GRACE_SEC 2
+
+struct http_req {
+    struct http_server    *srv;
+    struct MHD_Connection *conn;
+    aw_buf_t               body;
+    bool                   keep_body;
+    bool                   too_large;
+    aw_waiter_t           *waiter;
+    void                 (*finish)(struct http_req *r);
+    aw_task_t            **tasks;
+    size_t                 ntasks;
+    bool                   suspended;
+    bool                   ready;
+    unsigned               resp_status;
+    aw_buf_t               resp;
+    struct http_req       *prev, *next;     /* server's suspended list */
+};
+
+struct http_server {
+    struct event_base   *base;
+    const struct config *cfg;
+    aw_engine_t         *engine;
+    http_handler_fn      handler;
+    struct MHD_Daemon   *mhd;
+    int                  listen_fd;
+    struct event        *mhd_ev, *mhd_timer, *pump_ev, *drain_ev;
+    struct http_req     *suspended;
+    unsigned             waits_open;        /* suspended, or resumed and unsent */
+    bool                 draining;
+    void               (*drain_done)(void *);
+    void                *drain_arg;
+};
+
+/* *con_cls of requests that need no state. */
+static char no_state;
+
+/* ---- the pump: MHD_run, then re-arm MHD's timeout (notes P1, P3) ---- */
+
+static void pump(struct http_server *s)
+{
+    MHD_run(s->mhd);
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
+        struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
+                              .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+        evtimer_add(s->mhd_timer, &tv);
+    } else {
+        evtimer_del(s->mhd_timer);
+    }
+}
+
+static void pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pump(arg);
+}
+
+/* ---- authentication ---- */
+
+static bool needs_auth(const struct http_server *s, const char *path)
+{
+    return s->cfg->auth_token[0] &&
+           (strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0 ||
+            strcmp(path, "/metrics") == 0);
+}
+
+/* Compares in time that depends only on the configured token's length, so
+ * the answer time does not reveal how many leading bytes were right. */
+static bool token_matches(const char *given, const char *token)
+{
+    size_t n = strlen(token), m = given ? strlen(given) : 0;
+    volatile unsigned char diff = (unsigned char)(m != n);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(token[i] ^ (i < m ? given[i] : 0));
+    return diff == 0;
+}
+
+static bool authorized(struct http_server *s, struct MHD_Connection *c, const char *path)
+{
+    if (!needs_auth(s, path))
+        return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return token_matches(h, s->cfg->auth_token);
+}
+
+/* ---- replies ---- */
+
+static void queue_response(struct http_ctx *x, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp) {
+        x->answered = MHD_queue_response(x->conn, 500,
+            MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)) == MHD_YES;
+        return;
+    }
+    MHD_queue_response(x->conn, status, resp);
+    MHD_destroy_response(resp);
+    metrics_count_status(status);
+    x->answered = true;
+}
+
+static void reply(struct http_ctx *x, unsigned status, aw_buf_t *b,
+                  const char *content_type, const char *location)
+{
+    size_t len;
+    char *p = aw_buf_steal(b, &len);
+    if (!p) {
+        http_reply_error(x, -ENOMEM, NULL);
+        return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(p);
+    else
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (resp && location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    queue_response(x, status, resp);
+}
+
+void http_reply(struct http_ctx *x, unsigned status, aw_buf_t *b, const char *content_type)
+{
+    reply(x, status, b, content_type, NULL);
+}
+
+void http_reply_located(struct http_ctx *x, unsigned status, aw_buf_t *b,
+                        const char *location)
+{
+    reply(x, status, b, "application/json", location);
+}
+
+void http_reply_empty(struct http_ctx *x, unsigned status)
+{
+    queue_response(x, status, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+}
+
+static void reply_error(struct http_ctx *x, int value, const char *message,
+                        const aw_task_t *task, const char *allow)
+{
+    const struct http_error *e = http_error_lookup(value);
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_buf_adds(&b, "{\"error\":{\"code\":\"");
+    aw_buf_adds(&b, e->code);
+    aw_buf_adds(&b, "\",\"message\":");
+    aw_buf_add_json_string(&b, message ? message : e->message);
+    aw_buf_addc(&b, '}');
+    if (task) {
+        aw_buf_adds(&b, ",\"task\":");
+        aw_task_write_json(&b, task);
+    }
+    aw_buf_adds(&b, "}\n");
+    size_t len;
+    char *p = aw_buf_steal(&b, &len);
+    struct MHD_Response *resp = p
+        ? MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE)
+        : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(p);
+        queue_response(x, 500, NULL);
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (e->status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (e->status == 503)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    queue_response(x, e->status, resp);
+}
+
+void http_reply_error(struct http_ctx *x, int value, const char *message)
+{
+    reply_error(x, value, message, NULL, NULL);
+}
+
+void http_reply_error_task(struct http_ctx *x, int value, const char *message,
+                           const aw_task_t *task)
+{
+    reply_error(x, value, message, task, NULL);
+}
+
+void http_reply_405(struct http_ctx *x, const char *allow)
+{
+    reply_error(x, HTTP_EMETHOD, NULL, NULL, allow);
+}
+
+/* ---- request state and suspension ---- */
+
+static struct http_req *req_new(struct http_server *s, struct MHD_Connection *c)
+{
+    struct http_req *r = calloc(1, sizeof *r);
+    if (r) {
+        r->srv = s;
+        r->conn = c;
+    }
+    return r;
+}
+
+struct http_req *http_req_get(struct http_ctx *x)
+{
+    if (*x->con_cls && *x->con_cls != &no_state)
+        return *x->con_cls;
+    struct http_req *r = req_new(x->srv, x->conn);
+    if (r)
+        *x->con_cls = r;
+    return r;
+}
+
+void http_req_set_tasks(struct http_req *r, aw_task_t **tasks, size_t n)
+{
+    free(r->tasks);
+    r->tasks = tasks;
+    r->ntasks = n;
+}
+
+aw_task_t **http_req_tasks(struct http_req *r, size_t *n)
+{
+    *n = r->ntasks;
+    return r->tasks;
+}
+
+void http_req_waiter_fired(struct http_req *r)
+{
+    r->waiter = NULL;
+    r->finish(r);
+}
+
+void http_suspend(struct http_ctx *x, struct http_req *r, aw_waiter_t *w,
+                  void (*finish)(struct http_req *r))
+{
+    struct http_server *s = x->srv;
+    r->waiter = w;
+    r->finish = finish;
+    r->suspended = true;
+    r->next = s->suspended;
+    if (s->suspended)
+        s->suspended->prev = r;
+    s->suspended = r;
+    s->waits_open++;
+    MHD_suspend_connection(x->conn);
+    x->answered = true;
+}
+
+static void unlink_suspended(struct http_req *r)
+{
+    if (!r->suspended)
+        return;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        r->srv->suspended = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    r->suspended = false;
+}
+
+void http_resume(struct http_req *r, unsigned status, aw_buf_t *b)
+{
+    r->resp_status = status;
+    aw_buf_close(&r->resp);
+    r->resp = *b;
+    aw_buf_init(b);
+    r->ready = true;
+    unlink_suspended(r);
+    MHD_resume_connection(r->conn);
+    /* Many resumes in one loop turn cost one MHD_run (notes P6). */
+    event_active(r->srv->pump_ev, EV_READ, 0);
+}
+
+static void drain_check(struct http_server *s)
+{
+    if (s->draining && s->waits_open == 0)
+        event_active(s->drain_ev, EV_TIMEOUT, 0);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    (void)toe;
+    struct http_server *s = cls;
+    struct http_req *r = *con_cls;
+    *con_cls = NULL;
+    if (!r || (void *)r == &no_state)
+        return;
+    if (r->waiter)
+        aw_wait_abandon(r->waiter);
+    unlink_suspended(r);
+    if (r->finish) {
+        s->waits_open--;
+        drain_check(s);
+    }
+    aw_buf_close(&r->body);
+    aw_buf_close(&r->resp);
+    free(r->tasks);
+    free(r);
+}
+
+/* ---- the access handler ---- */
+
+static enum MHD_Result first_call(struct http_server *s, struct http_ctx *x)
+{
+    const char *cl = MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if ((!cl || strcmp(cl, "0") == 0) && !te) {
+        *x->con_cls = &no_state;
+        return MHD_YES;
+    }
+    if (!authorized(s, x->conn, x->path)) {
+        *x->con_cls = &no_state;        /* discard the body; 401 at the end */
+        return MHD_YES;
+    }
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || *end || n > s->cfg->max_body_bytes) {
+            /* Refused before reading it; MHD closes the connection, which
+             * is what a client sending 2 GB wants anyway. */
+            http_reply_error(x, HTTP_ETOOLARGE, NULL);
+            return MHD_YES;
+        }
+    }
+    struct http_req *r = req_new(s, x->conn);
+    if (!r)
+        return MHD_NO;
+    r->keep_body = true;
+    *x->con_cls = r;
+    return MHD_YES;
+}
+
+static void take_upload(struct http_server *s, struct http_req *r,
+                        const char *data, size_t n)
+{
+    if (!r || !r->keep_body || r->too_large)
+        return;
+    if (r->body.len + n > s->cfg->max_body_bytes) {
+        r->too_large = true;            /* count the rest, keep none of it */
+        aw_buf_close(&r->body);
+        return;
+    }
+    aw_buf_add(&r->body, data, n);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
+                                 const char *url, const char *method,
+                                 const char *version, const char *upload_data,
+                                 size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct http_server *s = cls;
+    struct http_ctx x = {
+        .srv = s, .conn = conn, .path = url, .con_cls = con_cls,
+        .method = strcmp(method, "HEAD") == 0 ? "GET" : method,
+    };
+    if (!*con_cls)
+        return first_call(s, &x);
+    struct http_req *r = *con_cls == &no_state ? NULL : *con_cls;
+    if (*upload_size) {
+        take_upload(s, r, upload_data, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r && r->ready) {
+        r->ready = false;
+        http_reply(&x, r->resp_status, &r->resp, "application/json");
+        return MHD_YES;
+    }
+    if (!authorized(s, conn, url)) {
+        http_reply_error(&x, HTTP_EUNAUTHORIZED, NULL);
+        return MHD_YES;
+    }
+    if (r && r->too_large) {
+        http_reply_error(&x, HTTP_ETOOLARGE, NULL);
+        return MHD_YES;
+    }
+    if (r && r->keep_body) {
+        /* jansson wants a pointer even for an empty body. */
+        x.body = r->body.data ? r->body.data : "";
+        x.body_len = r->body.len;
+    }
+    s->handler(&x);
+    if (!x.answered)
+        http_reply_error(&x, 0, "request was not answered");
+    return MHD_YES;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_warnx("libmicrohttpd: %s", msg);
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_server *s = arg;
+    if (s->drain_done) {
+        void (*done)(void *) = s->drain_done;
+        s->drain_done = NULL;
+        done(s->drain_arg);
+    }
+}
+
+struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
+                                    aw_engine_t *engine, int listen_fd,
+                                    http_handler_fn handler)
+{
+    struct http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        log_warnx("out of memory");
+        return NULL;
+    }
+    s->base = base;
+    s->cfg = cfg;
+    s->engine = engine;
+    s->handler = handler;
+    s->listen_fd = listen_fd;
+    s->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_access, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,     /* must come first */
+        MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_END);
+    if (!s->mhd) {
+        log_warnx("libmicrohttpd failed to start");
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    s->mhd_ev = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, pump_cb, s);
+    s->mhd_timer = evtimer_new(base, pump_cb, s);
+    s->pump_ev = event_new(base, -1, 0, pump_cb, s);
+    s->drain_ev = evtimer_new(base, drain_cb, s);
+    if (!s->mhd_ev || !s->mhd_timer || !s->pump_ev || !s->drain_ev ||
+        event_add(s->mhd_ev, NULL) < 0) {
+        log_warnx("cannot register the HTTP server with the event loop");
+        http_server_free(s);
+        return NULL;
+    }
+    pump(s);
+    return s;
+}
+
+void http_server_drain(struct http_server *s, void (*done)(void *), void *arg)
+{
+    s->draining = true;
+    s->drain_done = done;
+    s->drain_arg = arg;
+    /* Stop accepting. The quiesced socket is ours again: close it now so
+     * that a restarted daemon can bind at once. */
+    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+    if (fd != MHD_INVALID_SOCKET) {
+        close(fd);
+        s->listen_fd = -1;
+    }
+    while (s->suspended) {
+        struct http_req *r = s->suspended;
+        aw_waiter_t *w = r->waiter;
+        r->finish(r);                   /* renders the state now, resumes */
+        unlink_suspended(r);
+        if (w) {
+            r->waiter = NULL;
+            aw_wait_abandon(w);
+        }
+    }
+    struct timeval grace = { .tv_sec = DRAIN_GRACE_SEC };
+    evtimer_add(s->drain_ev, &grace);
+    drain_check(s);
+}
+
+void http_server_free(struct http_server *s)
+{
+    if (!s)
+        return;
+    /* MHD forbids stopping with suspended connections (notes P5): answer
+     * them first. Only reached without a drain on start-up failure. */
+    if (s->suspended)
+        http_server_drain(s, NULL, NULL);
+    if (s->mhd) {
+        MHD_run(s->mhd);
+        MHD_stop_daemon(s->mhd);
+    }
+    if (s->mhd_ev) event_free(s->mhd_ev);
+    if (s->mhd_timer) event_free(s->mhd_timer);
+    if (s->pump_ev) event_free(s->pump_ev);
+    if (s->drain_ev) event_free(s->drain_ev);
+    free(s);
+}
+
+aw_engine_t *http_engine(const struct http_server *s)
+{
+    return s->engine;
+}
+
+const struct config *http_config(const struct http_server *s)
+{
+    return s->cfg;
+}
+
+unsigned http_open_connections(const struct http_server *s)
+{
+    const union MHD_DaemonInfo *i =
+        MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return i ? i->num_connections : 0;
+}
+
+const char *http_query(struct http_ctx *x, const char *name)
+{
+    return MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header(struct http_ctx *x, const char *name)
+{
+    return MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, name);
+}

@@ -1,0 +1,95 @@
+/*
+ * http.h — the HTTP server: libmicrohttpd driven by the libevent loop.
+ *
+ * MHD runs in external-epoll mode: its epoll fd is one persistent read event
+ * on the base, its timeout one timer, and a "pump" event runs MHD_run once
+ * after any batch of resumes (MHD does not wake itself in this mode; see
+ * ../shared notes P1). Handlers (api.c) answer through http_reply*; a
+ * request that must wait (a `wait`) is suspended with no thread and no
+ * polling, and answered with http_resume when its waiter fires.
+ *
+ * Per-request state (struct http_req) exists only for requests that carry a
+ * body or wait; it is freed in exactly one place, MHD's request-completed
+ * callback.
+ */
+#ifndef AWAITD_HTTP_H
+#define AWAITD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "config.h"
+#include "engine.h"
+
+struct event_base;
+struct MHD_Connection;
+struct http_server;
+struct http_req;
+
+/* What a handler sees of one request. */
+struct http_ctx {
+    struct http_server    *srv;
+    struct MHD_Connection *conn;
+    const char            *method;  /* "HEAD" is passed as "GET" */
+    const char            *path;
+    const char            *body;    /* NULL when none */
+    size_t                 body_len;
+    void                 **con_cls;
+    bool                   answered;
+};
+
+/* Called once per request, with the whole body read. It must answer with
+ * http_reply* or suspend with http_suspend. */
+typedef void (*http_handler_fn)(struct http_ctx *x);
+
+/* Starts serving on listen_fd (bound and listening; the server owns it).
+ * Returns NULL with a message logged. */
+struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
+                                    aw_engine_t *engine, int listen_fd,
+                                    http_handler_fn handler);
+/* Stops accepting, answers every suspended request with its current state,
+ * and calls done() once they are all sent (or after a short grace). */
+void http_server_drain(struct http_server *s, void (*done)(void *), void *arg);
+void http_server_free(struct http_server *s);
+
+aw_engine_t         *http_engine(const struct http_server *s);
+const struct config *http_config(const struct http_server *s);
+unsigned             http_open_connections(const struct http_server *s);
+
+/* Query parameter or header; NULL when absent. */
+const char *http_query(struct http_ctx *x, const char *name);
+const char *http_header(struct http_ctx *x, const char *name);
+
+/* Answers with a body (taken from b, which is left empty) and a type. */
+void http_reply(struct http_ctx *x, unsigned status, aw_buf_t *b, const char *content_type);
+/* The same, with a Location header (201 Created). */
+void http_reply_located(struct http_ctx *x, unsigned status, aw_buf_t *b,
+                        const char *location);
+/* Answers 204 with no body. */
+void http_reply_empty(struct http_ctx *x, unsigned status);
+/* Answers with the error table's status and body for `value`; message NULL
+ * means the table's default text. `task`, when given, is added as "task"
+ * (409 already_done). `allow` is the Allow header of a 405. */
+void http_reply_error(struct http_ctx *x, int value, const char *message);
+void http_reply_error_task(struct http_ctx *x, int value, const char *message,
+                           const aw_task_t *task);
+void http_reply_405(struct http_ctx *x, const char *allow);
+
+/* Suspension, for waits: get the request's state (made on first use), start
+ * the waiter with it as the callback argument, then suspend. finish() must
+ * render the request's answer and call http_resume; it is called by the
+ * waiter's callback, or by http_server_drain at shutdown. */
+struct http_req *http_req_get(struct http_ctx *x);
+void http_suspend(struct http_ctx *x, struct http_req *r, aw_waiter_t *w,
+                  void (*finish)(struct http_req *r));
+/* Per-request scratch that finish() needs: the tasks of a wait, in order. */
+void  http_req_set_tasks(struct http_req *r, aw_task_t **tasks, size_t n);
+aw_task_t **http_req_tasks(struct http_req *r, size_t *n);
+/* For the waiter's callback: forgets the waiter (it is freed after the
+ * callback returns) and answers through the request's finish(). */
+void  http_req_waiter_fired(struct http_req *r);
+/* Queues the answer of a suspended request and wakes it up. */
+void http_resume(struct http_req *r, unsigned status, aw_buf_t *b);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * http_error.c — error values to statuses and contract codes (see
+ * http_error.h). Adding an error is adding one line here.
+ */
+#include <errno.h>
+#include <stddef.h>
+
+#include "errors.h"
+#include "http_error.h"
+
+static const struct http_error table[] = {
+    { AW_EINVAL,          400, "invalid_request", "invalid request" },
+    { AW_EJSON,           400, "invalid_json", "the body is not valid JSON" },
+    { AW_EKIND,           400, "unknown_kind", "unknown task kind" },
+    { AW_EQUEUE,          400, "unknown_queue", "unknown queue" },
+    { AW_ENOOUTPUT,       400, "no_output", "this task kind keeps no output" },
+    { HTTP_EUNAUTHORIZED, 401, "unauthorized", "missing or wrong bearer token" },
+    { AW_EDISABLED,       403, "kind_disabled", "this task kind is disabled by configuration" },
+    { AW_EFORBIDDEN,      403, "forbidden", "not on the allow-list" },
+    { AW_ENOTFOUND,       404, "not_found", "no task with that id" },
+    { HTTP_ENOROUTE,      404, "not_found", "no such path" },
+    { HTTP_EMETHOD,       405, "method_not_allowed", "method not allowed on this path" },
+    { AW_EDONE,           409, "already_done", "the task has already finished" },
+    { AW_EACTIVE,         409, "not_done", "the task has not finished yet" },
+    { HTTP_ETOOLARGE,     413, "payload_too_large", "the request body is larger than max_body_bytes" },
+    { HTTP_ENOTIMPL,      501, "not_implemented", "not implemented in this version" },
+    { AW_ECAPACITY,       503, "capacity", "too many unfinished tasks; retry later" },
+    { -ENOMEM,            503, "out_of_memory", "out of memory" },
+};
+
+static const struct http_error internal = { 0, 500, "internal", "internal error" };
+
+const struct http_error *http_error_lookup(int value)
+{
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (table[i].value == value)
+            return &table[i];
+    return &internal;
+}

@@ -1,0 +1,31 @@
+/*
+ * http_error.h — the one table that turns error values into HTTP statuses
+ * and the contract's {"error":{"code","message"}} codes.
+ *
+ * It covers lib's AW_E* values and -errno, plus the few conditions only the
+ * HTTP edge knows (HTTP_E*). Handlers pass a value; they never write a
+ * status for a known error themselves.
+ */
+#ifndef AWAITD_HTTP_ERROR_H
+#define AWAITD_HTTP_ERROR_H
+
+enum {
+    HTTP_EBASE = -2000,
+    HTTP_ENOROUTE = HTTP_EBASE, /* no such path */
+    HTTP_EMETHOD,               /* path exists, method does not */
+    HTTP_EUNAUTHORIZED,         /* token missing or wrong */
+    HTTP_ETOOLARGE,             /* body over max_body_bytes */
+    HTTP_ENOTIMPL,              /* endpoint of the contract not built yet */
+};
+
+struct http_error {
+    int          value;
+    unsigned     status;
+    const char  *code;
+    const char  *message;       /* default text when the caller has none */
+};
+
+/* The entry for an error value; unknown values map to 500 "internal". */
+const struct http_error *http_error_lookup(int value);
+
+#endif
