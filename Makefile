@@ -42,7 +42,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps run test check unit blackbox test-plain test-san bench clean \
+.PHONY: all deps run test check unit blackbox test-san bench clean \
         install uninstall
 
 all: $(BUILD)/awaitd
@@ -76,6 +76,11 @@ run: deps
 	$(MAKE) all
 	./$(BUILD)/awaitd --config config/awaitd.conf
 
+# Sanitizer reports must fail the run, and leaks count (LeakSanitizer).
+export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export SANITIZER AW_RESULTS
+
 unit: $(UNIT_TESTS)
 	@tests/run-unit $(UNIT_TESTS)
 
@@ -85,16 +90,14 @@ blackbox: $(BUILD)/awaitd
 # One pass: unit tests and black-box tests against this build.
 check: all unit blackbox
 
+# Everything, plain and then under ASan+UBSan; counts add up in one file.
 test: deps
-	$(MAKE) test-plain
-	$(MAKE) test-san
-	@tests/summary
+	@mkdir -p build && rm -f build/results
+	$(MAKE) check AW_RESULTS=$(CURDIR)/build/results
+	$(MAKE) check SANITIZER=address,undefined AW_RESULTS=$(CURDIR)/build/results
+	@tests/summary build/results
 
-test-plain:
-	@rm -f build/results-*
-	$(MAKE) check RESULTS=build
-
-test-san:
+test-san: deps
 	$(MAKE) check SANITIZER=address,undefined
 
 bench: deps
