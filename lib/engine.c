@@ -201,8 +201,8 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
     t->error_type = (uint8_t)type;
     free(t->result);
     t->result = result;
-    free(t->error_message);
-    t->error_message = message ? strdup(message) : NULL;
+    /* Out of memory loses only the message; the type still says why. */
+    aw__task_set_string(t, AW_TASK_ERROR_MESSAGE, message);
     e->unfinished--;
     kind_stats(e, t->kind)->finished[s]++;
     /* Retention goes through the heap even when it is 0, so that a task is
@@ -286,20 +286,26 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
         snprintf(err, errlen, "unknown queue '%s'", spec->queue);
         return AW_EQUEUE;
     }
-    aw_task_t *t = calloc(1, sizeof *t);
-    if (!t)
+    json_t *empty = NULL, *args = spec->args;
+    if (!args && !(args = empty = json_object()))
         return -ENOMEM;
+    /* The args text is stored inside the task's own allocation. */
+    char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    size_t len = text ? strlen(text) : 0;
+    aw_task_t *t = text ? calloc(1, sizeof *t + len + 1) : NULL;
+    if (!t) {
+        free(text);
+        json_decref(empty);
+        return -ENOMEM;
+    }
+    memcpy(t->args, text, len + 1);
+    free(text);
     t->kind = ks->kind;
     t->queue = q;
     t->refs = 1;                        /* ours, until the table has it */
     t->timeout_ms = spec->timeout_ms;
     t->deadline.owner = AW_OWNER_TASK;
 
-    json_t *empty = NULL, *args = spec->args;
-    if (!args && !(args = empty = json_object())) {
-        aw_task_unref(t);
-        return -ENOMEM;
-    }
     int rc = ks->kind->prepare(e, t, args, err, errlen);
     if ((rc == 0 || rc == AW_EFORBIDDEN) && !ks->enabled)
         rc = AW_EDISABLED;
@@ -310,14 +316,10 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
                  (unsigned long long)e->limits.max_tasks);
         rc = AW_ECAPACITY;
     }
-    if (rc == 0) {
-        t->args = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
-        t->name = spec->name ? strdup(spec->name) : NULL;
-        t->idempotency_key = spec->idempotency_key ? strdup(spec->idempotency_key) : NULL;
-        if (!t->args || (spec->name && !t->name) ||
-            (spec->idempotency_key && !t->idempotency_key))
-            rc = -ENOMEM;
-    }
+    if (rc == 0)
+        rc = aw__task_set_string(t, AW_TASK_NAME, spec->name);
+    if (rc == 0)
+        rc = aw__task_set_string(t, AW_TASK_IDEMPOTENCY_KEY, spec->idempotency_key);
     json_decref(empty);
     if (rc == 0) {
         aw_task_id_next(&e->ids, aw_clock_wall_ms(), t->id);

@@ -2,6 +2,7 @@
  * task.c — names of states and error types, and the task's lifetime
  * (reference counting). The state machine itself is driven by engine.c.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,49 @@ int64_t aw_task_created_at(const aw_task_t *t)
     return aw_task_id_time(t->id);
 }
 
+static char **string_slot(aw_task_extra_t *x, enum aw_task_string which)
+{
+    switch (which) {
+    case AW_TASK_NAME:            return &x->name;
+    case AW_TASK_IDEMPOTENCY_KEY: return &x->idempotency_key;
+    default:                      return &x->error_message;
+    }
+}
+
+const char *aw_task_name(const aw_task_t *t)
+{
+    return t->extra ? t->extra->name : NULL;
+}
+
+const char *aw_task_idempotency_key(const aw_task_t *t)
+{
+    return t->extra ? t->extra->idempotency_key : NULL;
+}
+
+const char *aw_task_error_message(const aw_task_t *t)
+{
+    return t->extra ? t->extra->error_message : NULL;
+}
+
+int aw__task_set_string(aw_task_t *t, enum aw_task_string which, const char *s)
+{
+    char *copy = NULL;
+    if (s && !(copy = strdup(s)))
+        return -ENOMEM;
+    if (!t->extra) {
+        if (!copy)
+            return 0;
+        if (!(t->extra = calloc(1, sizeof *t->extra))) {
+            free(copy);
+            return -ENOMEM;
+        }
+    }
+    char **slot = string_slot(t->extra, which);
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
 void aw_task_ref(aw_task_t *t)
 {
     t->refs++;
@@ -51,10 +95,12 @@ void aw_task_unref(aw_task_t *t)
         return;
     if (t->kind && t->kind->release)
         t->kind->release(t);
-    free(t->args);
     free(t->result);
-    free(t->error_message);
-    free(t->name);
-    free(t->idempotency_key);
+    if (t->extra) {
+        free(t->extra->name);
+        free(t->extra->idempotency_key);
+        free(t->extra->error_message);
+        free(t->extra);
+    }
     free(t);
 }

@@ -57,16 +57,21 @@ struct aw_kind;
 struct aw_queue;
 struct aw_wait_link;
 
+/* Strings most tasks never have, behind one pointer: a million pending
+ * tasks then pay 8 bytes for them instead of 24. */
+typedef struct aw_task_extra {
+    char *name;                         /* owned; NULL when none */
+    char *idempotency_key;              /* owned; NULL when none */
+    char *error_message;                /* owned; NULL when no error */
+} aw_task_extra_t;
+
 typedef struct aw_task aw_task_t;
 struct aw_task {
     char                  id[AW_TASK_ID_SIZE];
     const struct aw_kind *kind;
     struct aw_queue      *queue;
-    char                 *args;         /* compact JSON object, owned */
     char                 *result;       /* compact JSON or NULL, owned */
-    char                 *error_message;/* owned; NULL when no error */
-    char                 *name;         /* owned; NULL when none */
-    char                 *idempotency_key; /* owned; NULL when none */
+    aw_task_extra_t      *extra;        /* owned; NULL when all are NULL */
     int64_t               timeout_ms;   /* -1: none */
     int64_t               started_at;   /* wall ms, 0 = not yet */
     int64_t               finished_at;  /* wall ms, 0 = not yet */
@@ -85,7 +90,17 @@ struct aw_task {
     uint8_t               error_type;   /* aw_error_type_t */
     uint8_t               stop_reason;  /* aw_stop_reason_t */
     bool                  listed;       /* in the task table */
+    char                  args[];       /* compact JSON object, allocated
+                                           with the task: it never changes */
 };
+
+/* The optional strings; NULL when not set. */
+const char *aw_task_name(const aw_task_t *t);
+const char *aw_task_idempotency_key(const aw_task_t *t);
+const char *aw_task_error_message(const aw_task_t *t);
+enum aw_task_string { AW_TASK_NAME, AW_TASK_IDEMPOTENCY_KEY, AW_TASK_ERROR_MESSAGE };
+/* Sets one of them to a copy of s (NULL clears). Returns 0 or -ENOMEM. */
+int aw__task_set_string(aw_task_t *t, enum aw_task_string which, const char *s);
 
 /* Contract names: "pending", ..., and "cancelled", "timeout", ... */
 const char *aw_task_state_name(aw_task_state_t s);

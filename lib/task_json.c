@@ -17,14 +17,14 @@ static void add_time_or_null(aw_buf_t *b, int64_t wall_ms)
 
 void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
 {
-    aw_buf_reserve(b, 320 + (t->args ? 64 : 0));
+    aw_buf_reserve(b, 384);
     aw_buf_add(b, "{\"id\":\"", 7);
     aw_buf_adds(b, t->id);
     aw_buf_add(b, "\",\"kind\":\"", 10);
     aw_buf_adds(b, t->kind->name);
     aw_buf_add(b, "\",\"name\":", 9);
-    if (t->name)
-        aw_buf_add_json_string(b, t->name);
+    if (aw_task_name(t))
+        aw_buf_add_json_string(b, aw_task_name(t));
     else
         aw_buf_add(b, "null", 4);
     aw_buf_add(b, ",\"queue\":", 9);
@@ -32,7 +32,7 @@ void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
     aw_buf_add(b, ",\"state\":\"", 10);
     aw_buf_adds(b, aw_task_state_name(t->state));
     aw_buf_adds(b, aw_task_done(t) ? "\",\"done\":true,\"args\":" : "\",\"done\":false,\"args\":");
-    aw_buf_adds(b, t->args ? t->args : "{}");
+    aw_buf_adds(b, t->args);
     aw_buf_add(b, ",\"timeout\":", 11);
     if (t->timeout_ms >= 0)
         aw_buf_add_seconds(b, t->timeout_ms);
@@ -52,7 +52,8 @@ void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
         aw_buf_add(b, "{\"type\":\"", 9);
         aw_buf_adds(b, type);
         aw_buf_add(b, "\",\"message\":", 12);
-        aw_buf_add_json_string(b, t->error_message ? t->error_message : type);
+        const char *message = aw_task_error_message(t);
+        aw_buf_add_json_string(b, message ? message : type);
         aw_buf_addc(b, '}');
     } else {
         aw_buf_add(b, "null", 4);

@@ -14,7 +14,7 @@
 
 struct aw_idem_entry {
     aw_idem_entry_t *next;
-    aw_task_t       *task;          /* the key string is task->idempotency_key */
+    aw_task_t       *task;          /* the key string is the task's own */
 };
 
 static uint64_t fnv1a(const char *s)
@@ -76,7 +76,7 @@ static int grow_keys(aw_task_table_t *tb)
         aw_idem_entry_t *e, *next;
         for (e = tb->keys[i]; e; e = next) {
             next = e->next;
-            size_t j = fnv1a(e->task->idempotency_key) & (n - 1);
+            size_t j = fnv1a(aw_task_idempotency_key(e->task)) & (n - 1);
             e->next = b[j];
             b[j] = e;
         }
@@ -94,7 +94,7 @@ static int insert_key(aw_task_table_t *tb, aw_task_t *t)
     aw_idem_entry_t *e = malloc(sizeof *e);
     if (!e)
         return -ENOMEM;
-    size_t i = fnv1a(t->idempotency_key) & (tb->nkeys_buckets - 1);
+    size_t i = fnv1a(aw_task_idempotency_key(t)) & (tb->nkeys_buckets - 1);
     e->task = t;
     e->next = tb->keys[i];
     tb->keys[i] = e;
@@ -104,7 +104,7 @@ static int insert_key(aw_task_table_t *tb, aw_task_t *t)
 
 static void remove_key(aw_task_table_t *tb, aw_task_t *t)
 {
-    size_t i = fnv1a(t->idempotency_key) & (tb->nkeys_buckets - 1);
+    size_t i = fnv1a(aw_task_idempotency_key(t)) & (tb->nkeys_buckets - 1);
     for (aw_idem_entry_t **pp = &tb->keys[i]; *pp; pp = &(*pp)->next) {
         if ((*pp)->task == t) {
             aw_idem_entry_t *e = *pp;
@@ -120,7 +120,7 @@ int aw__table_insert(aw_task_table_t *tb, aw_task_t *t)
 {
     if (tb->count >= tb->nbuckets && grow_ids(tb) < 0)
         return -ENOMEM;
-    if (t->idempotency_key && insert_key(tb, t) < 0)
+    if (aw_task_idempotency_key(t) && insert_key(tb, t) < 0)
         return -ENOMEM;
 
     size_t i = fnv1a(t->id) & (tb->nbuckets - 1);
@@ -160,7 +160,7 @@ void aw__table_remove(aw_task_table_t *tb, aw_task_t *t)
             break;
         }
     }
-    if (t->idempotency_key)
+    if (aw_task_idempotency_key(t))
         remove_key(tb, t);
     if (t->prev)
         t->prev->next = t->next;
@@ -189,7 +189,7 @@ aw_task_t *aw__table_find_key(const aw_task_table_t *tb, const char *key)
 {
     size_t i = fnv1a(key) & (tb->nkeys_buckets - 1);
     for (aw_idem_entry_t *e = tb->keys[i]; e; e = e->next)
-        if (strcmp(e->task->idempotency_key, key) == 0)
+        if (strcmp(aw_task_idempotency_key(e->task), key) == 0)
             return e->task;
     return NULL;
 }

@@ -1,0 +1,84 @@
+/*
+ * utf8.c — bytes to a JSON string with U+FFFD for ill-formed UTF-8 (see
+ * utf8.h). Runs of bytes that need no change are copied in one append, so
+ * plain ASCII output costs about one memcpy.
+ */
+#include <stdint.h>
+
+#include "utf8.h"
+
+static const char replacement[] = "\xEF\xBF\xBD";      /* U+FFFD */
+
+/* Length of the well-formed sequence starting at s[0] (1 to 4), or, when
+ * it is ill-formed, minus the length of its maximal subpart (at least 1).
+ * Table 3-7 of the Unicode standard: the second byte's range depends on
+ * the first, which excludes overlong forms, surrogates and > U+10FFFF. */
+static int sequence(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    int need;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return -1;
+    }
+    int have = 1;
+    for (; have < need; have++) {
+        if ((size_t)have >= n)
+            return -have;
+        unsigned char b = s[have];
+        if (have == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))
+            return -have;
+    }
+    return need;
+}
+
+void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    size_t run = 0, i = 0;          /* s[run..i) is copied unchanged */
+    aw_buf_reserve(b, n + n / 8 + 2);
+    aw_buf_addc(b, '"');
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        int len = c < 0x80 ? 1 : sequence(s + i, n - i);
+        if (len > 1) {
+            i += (size_t)len;
+            continue;
+        }
+        aw_buf_add(b, s + run, i - run);
+        if (len < 0) {
+            aw_buf_add(b, replacement, 3);
+            i += (size_t)-len;
+        } else {
+            switch (c) {
+            case '"':  aw_buf_add(b, "\\\"", 2); break;
+            case '\\': aw_buf_add(b, "\\\\", 2); break;
+            case '\n': aw_buf_add(b, "\\n", 2); break;
+            case '\r': aw_buf_add(b, "\\r", 2); break;
+            case '\t': aw_buf_add(b, "\\t", 2); break;
+            case '\b': aw_buf_add(b, "\\b", 2); break;
+            case '\f': aw_buf_add(b, "\\f", 2); break;
+            default:   aw_buf_printf(b, "\\u%04x", c); break;
+            }
+            i++;
+        }
+        run = i;
+    }
+    aw_buf_add(b, s + run, i - run);
+    aw_buf_addc(b, '"');
+}
