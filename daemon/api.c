@@ -85,10 +85,13 @@ static json_t *parse_object(struct http_ctx *x)
     json_error_t jerr;
     json_t *root = json_loadb(x->body ? x->body : "", x->body_len, JSON_DECODE_ANY, &jerr);
     if (!root) {
+        /* 1e400 is JSON by the grammar; only its value is out of range. */
+        bool range = json_error_code(&jerr) == json_error_numeric_overflow;
         char msg[ERR_SIZE];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s",
+        snprintf(msg, sizeof msg, "%s at line %d column %d: %s",
+                 range ? "number out of range" : "invalid JSON",
                  jerr.line, jerr.column, jerr.text);
-        http_reply_error(x, AW_EJSON, msg);
+        http_reply_error(x, range ? AW_EINVAL : AW_EJSON, msg);
         return NULL;
     }
     if (!json_is_object(root)) {
