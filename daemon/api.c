@@ -43,14 +43,6 @@ static void reply_task(struct http_ctx *x, unsigned status, const aw_task_t *t)
     http_reply(x, status, &b, "application/json");
 }
 
-/* Seconds (finite, >= 0) to ms, rounding up so that a tiny positive value
- * never becomes "no time at all". */
-static int64_t seconds_to_ms(double s)
-{
-    double ms = ceil(s * 1000);
-    return ms > 1e15 ? (int64_t)1e15 : (int64_t)ms;
-}
-
 /* Parses a wait timeout from a query string or JSON number: default 30,
  * lowered to max_wait_seconds. Returns ms, or -1 when malformed. */
 static int64_t wait_timeout_ms(struct http_ctx *x, double s)
@@ -58,7 +50,7 @@ static int64_t wait_timeout_ms(struct http_ctx *x, double s)
     if (!isfinite(s) || s < 0)
         return -1;
     double max = http_config(x->srv)->max_wait_seconds;
-    return seconds_to_ms(s > max ? max : s);
+    return aw_seconds_to_ms(s > max ? max : s);
 }
 
 static int parse_seconds(const char *s, double *out)
@@ -211,7 +203,7 @@ static void post_tasks(struct http_ctx *x)
             http_reply_error(x, AW_EINVAL, "timeout must be a positive number of seconds");
             goto out;
         }
-        spec.timeout_ms = seconds_to_ms(s);
+        spec.timeout_ms = aw_seconds_to_ms(s);
     }
     int rc = aw_task_create(e, &spec, &t, err, sizeof err);
     if (rc < 0) {
@@ -472,7 +464,7 @@ static void post_wait(struct http_ctx *x)
     aw_task_t **tasks = NULL;
     char msg[ERR_SIZE];
     int rw = AW_RETURN_ALL;
-    int64_t timeout_ms = seconds_to_ms(DEFAULT_WAIT_SECONDS > http_config(x->srv)->max_wait_seconds
+    int64_t timeout_ms = aw_seconds_to_ms(DEFAULT_WAIT_SECONDS > http_config(x->srv)->max_wait_seconds
                                        ? http_config(x->srv)->max_wait_seconds
                                        : DEFAULT_WAIT_SECONDS);
     if (!json_is_array(ids) || json_array_size(ids) == 0) {

@@ -1,6 +1,7 @@
 /*
  * clock.c — monotonic and wall clocks, replaceable by tests (see clock.h).
  */
+#include <math.h>
 #include <time.h>
 
 #include "clock.h"
@@ -20,6 +21,13 @@ static aw_clock_fn wall_source = real_wall;
 
 int64_t aw_clock_mono_ms(void) { return mono_source(); }
 int64_t aw_clock_wall_ms(void) { return wall_source(); }
+
+int64_t aw_seconds_to_ms(double s)
+{
+    double ms = s * 1000, r = round(ms);
+    ms = fabs(ms - r) < 1e-6 ? r : ceil(ms);
+    return ms > 1e15 ? (int64_t)1e15 : (int64_t)ms;
+}
 
 void aw_clock_set_source(aw_clock_fn mono, aw_clock_fn wall)
 {

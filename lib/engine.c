@@ -196,6 +196,8 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
                    aw_error_type_t type, const char *message, char *result)
 {
     bool was_running = t->state == AW_RUNNING;
+    /* A waiter's callback may forget t; it must outlive this function. */
+    aw_task_ref(t);
     set_state(e, t, s);
     t->finished_at = aw_clock_wall_ms();
     t->error_type = (uint8_t)type;
@@ -214,6 +216,7 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
         t->queue->running--;
         dispatch(e, t->queue);
     }
+    aw_task_unref(t);
 }
 
 static void dispatch(aw_engine_t *e, aw_queue_t *q)
@@ -406,12 +409,14 @@ static void task_due(aw_engine_t *e, aw_task_t *t, int64_t now)
         stop_running(e, t, AW_STOP_TIMEOUT);
         return;
     }
+    aw_task_ref(t);                     /* wake may finish and forget t */
     t->kind->wake(e, t);
     /* The kind did not finish and set no new wake: the timeout still
      * stands. */
     if (t->state == AW_RUNNING && !aw_heap_scheduled(&t->deadline) &&
         t->stop_reason == AW_STOP_NONE && t->timeout_ms >= 0)
         aw_heap_set(&e->heap, &t->deadline, t->timeout_at);
+    aw_task_unref(t);
 }
 
 void aw_engine_run_due(aw_engine_t *e)

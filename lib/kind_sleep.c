@@ -14,10 +14,6 @@
 #include "engine.h"
 #include "errors.h"
 
-/* Beyond this a sleep is "forever" for any practical purpose; the cap keeps
- * the deadline arithmetic far from int64 overflow. */
-#define MAX_SLEEP_MS (1000LL * 1000 * 1000 * 1000 * 10)
-
 static int sleep_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
                          char *err, size_t errlen)
 {
@@ -37,8 +33,7 @@ static int sleep_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
         snprintf(err, errlen, "args.fail must be a string");
         return AW_EINVAL;
     }
-    double ms = ceil(s * 1000);
-    t->kdata.i = ms > (double)MAX_SLEEP_MS ? MAX_SLEEP_MS : (int64_t)ms;
+    t->kdata.i = aw_seconds_to_ms(s);
     return 0;
 }
 
