@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "errors.h"
 #include "http_error.h"
+#include "kind_exec.h"
 #include "metrics.h"
 #include "queue.h"
 #include "task_json.h"
@@ -322,21 +323,88 @@ static void cancel_task(struct http_ctx *x, const char *id)
         reply_task(x, rc == 0 ? 200 : 202, t);
 }
 
+/* output?follow=true: a chunked stream fed by the job's output events. */
+struct follow {
+    aw_task_t          *task;           /* kept alive by the watch */
+    aw_output_watch_t  *watch;
+    struct http_stream *stream;
+    int                 which;
+    size_t              sent;
+};
+
+static long follow_read(void *ctx, char *buf, size_t max)
+{
+    struct follow *f = ctx;
+    const char *data;
+    size_t len;
+    if (aw_exec_output(f->task, f->which, &data, &len) < 0)
+        return -1;
+    if (f->sent < len) {
+        size_t n = len - f->sent < max ? len - f->sent : max;
+        memcpy(buf, data + f->sent, n);
+        f->sent += n;
+        return (long)n;
+    }
+    return aw_task_done(f->task) ? -1 : 0;
+}
+
+static void follow_woken(void *arg)
+{
+    struct follow *f = arg;
+    if (f->stream)
+        http_stream_wake(f->stream);
+}
+
+static void follow_free(void *ctx)
+{
+    struct follow *f = ctx;
+    aw_exec_unwatch(f->watch);
+    free(f);
+}
+
 static void get_output(struct http_ctx *x, const char *id)
 {
     aw_task_t *t = find_or_404(x, id);
     if (!t)
         return;
-    const char *stream = http_query(x, "stream");
+    const char *stream = http_query(x, "stream"), *follow_s = http_query(x, "follow");
     if (stream && strcmp(stream, "stdout") != 0 && strcmp(stream, "stderr") != 0) {
         http_reply_error(x, AW_EINVAL, "stream must be stdout or stderr");
+        return;
+    }
+    int follow = follow_s ? parse_bool(follow_s) : 0;
+    if (follow < 0) {
+        http_reply_error(x, AW_EINVAL, "follow must be true, false, 1 or 0");
         return;
     }
     if (!t->kind->has_output) {
         http_reply_error(x, AW_ENOOUTPUT, "only exec tasks have output");
         return;
     }
-    http_reply_error(x, HTTP_ENOTIMPL, "exec output is not available in this build");
+    int which = stream && strcmp(stream, "stderr") == 0 ? AW_STDERR : AW_STDOUT;
+    if (follow) {
+        struct follow *f = calloc(1, sizeof *f);
+        if (!f || !(f->watch = aw_exec_watch(t, follow_woken, f))) {
+            free(f);
+            http_reply_error(x, -ENOMEM, NULL);
+            return;
+        }
+        f->task = t;
+        f->which = which;
+        f->stream = http_reply_stream(x, "text/plain", follow_read, follow_free, f);
+        return;
+    }
+    const char *data;
+    size_t len;
+    int rc = aw_exec_output(t, which, &data, &len);
+    if (rc < 0) {
+        http_reply_error(x, rc, NULL);
+        return;
+    }
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_buf_add(&b, data, len);
+    http_reply(x, 200, &b, "text/plain");
 }
 
 /* ---- waits ---- */

@@ -42,6 +42,8 @@ enum type {
     T_SIZE,
     T_SECONDS,          /* a number >= 0 */
     T_SECONDS_POSITIVE, /* a number > 0 */
+    T_ALLOW,            /* whitespace-separated absolute paths or globs */
+    T_PATH_LIST,        /* colon-separated absolute directories */
 };
 
 #define OFF(field) offsetof(struct config, field)
@@ -66,6 +68,11 @@ static const struct key {
     { "kinds",  "sleep",             T_BOOL,             OFF(kind_sleep),        0, "true" },
     { "kinds",  "exec",              T_BOOL,             OFF(kind_exec),         0, "false" },
     { "kinds",  "http",              T_BOOL,             OFF(kind_http),         0, "false" },
+    { "exec",   "allow",             T_ALLOW,            OFF(exec_allow),        0, "" },
+    { "exec",   "kill_grace_seconds", T_SECONDS,         OFF(exec_kill_grace_seconds), 0, "5" },
+    { "exec",   "max_output_bytes",  T_SIZE,             OFF(exec_max_output),   0, "1048576" },
+    { "exec",   "allow_root",        T_BOOL,             OFF(exec_allow_root),   0, "false" },
+    { "exec",   "path",              T_PATH_LIST,        OFF(exec_path),         0, "/usr/local/bin:/usr/bin:/bin" },
     { "queue",  "concurrency",       T_U32, offsetof(struct config_queue, concurrency), 0, "0" },
 };
 
@@ -248,6 +255,34 @@ static int set_value(struct config *c, const struct key *k, void *base,
             return int_error(why, len, k->min, SIZE_MAX, v);
         *(size_t *)slot = (size_t)u;
         return 0;
+    case T_ALLOW:
+        /* Each entry is matched against an absolute path (fnmatch with
+         * FNM_PATHNAME), so a relative one could never match: refuse it. */
+        for (const char *s = v + strspn(v, " \t"); *s; s += strspn(s, " \t")) {
+            n = strcspn(s, " \t");
+            if (*s != '/') {
+                set_err(why, len, "expected absolute paths or globs starting with '/',"
+                        " separated by spaces, got \"%.*s\"", (int)n, s);
+                return -1;
+            }
+            s += n;
+        }
+        return replace_string(slot, v, why, len);
+    case T_PATH_LIST:
+        for (const char *s = v; *s; s += *s == ':') {
+            n = strcspn(s, ":");
+            if (n == 0 || *s != '/') {
+                set_err(why, len, "expected absolute directories separated by ':',"
+                        " got \"%s\"", v);
+                return -1;
+            }
+            s += n;
+        }
+        if (*v == '\0') {
+            set_err(why, len, "expected absolute directories separated by ':', got \"\"");
+            return -1;
+        }
+        return replace_string(slot, v, why, len);
     case T_SECONDS:
     case T_SECONDS_POSITIVE:
         if (parse_seconds(v, k->type == T_SECONDS_POSITIVE, &d) < 0) {
@@ -383,7 +418,7 @@ int config_set_listen(struct config *c, const char *hostport, char *err, size_t 
  * so that a bare "[queue:jobs]" declares a queue with default settings. */
 static void enter_section(struct parse *p, const char *name, size_t len)
 {
-    static const char *const plain[] = { "server", "tasks", "kinds" };
+    static const char *const plain[] = { "server", "tasks", "kinds", "exec" };
     char qname[QUEUE_NAME_MAX + 1];
     const char *q;
     size_t i, qlen;
@@ -530,6 +565,8 @@ void config_close(struct config *c)
 
     free(c->listen_host);
     free(c->auth_token);
+    free(c->exec_allow);
+    free(c->exec_path);
     for (i = 0; i < c->nqueues; i++)
         free(c->queues[i].name);
     free(c->queues);

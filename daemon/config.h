@@ -33,6 +33,13 @@ struct config {
     double   max_wait_seconds;
     uint32_t max_wait_ids;
     bool     kind_sleep, kind_exec, kind_http;
+    /* [exec] */
+    char    *exec_allow;            /* whitespace-separated absolute paths or
+                                     * globs; "" = nothing may run */
+    double   exec_kill_grace_seconds;
+    size_t   exec_max_output;       /* bytes per stream: default and ceiling */
+    bool     exec_allow_root;
+    char    *exec_path;             /* PATH for jobs whose env has none */
     enum log_level log_level;
     struct config_queue *queues;
     size_t   nqueues;

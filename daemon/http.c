@@ -55,6 +55,17 @@ struct http_req {
     struct http_req       *prev, *next;     /* server's suspended list */
 };
 
+struct http_stream {
+    struct http_server    *srv;
+    struct MHD_Connection *conn;
+    http_stream_read_fn    read;
+    void                 (*free_ctx)(void *);
+    void                  *ctx;
+    bool                   parked;          /* its connection is suspended */
+    bool                   ended;           /* the server is draining */
+    struct http_stream    *prev, *next;     /* server's list */
+};
+
 struct http_server {
     struct event_base   *base;
     const struct config *cfg;
@@ -64,7 +75,8 @@ struct http_server {
     int                  listen_fd;
     struct event        *mhd_ev, *mhd_timer, *pump_ev, *drain_ev;
     struct http_req     *suspended;
-    unsigned             waits_open;        /* suspended, or resumed and unsent */
+    struct http_stream  *streams;
+    unsigned             waits_open;        /* waits and streams not yet done */
     bool                 draining;
     void               (*drain_done)(void *);
     void                *drain_arg;
@@ -230,6 +242,85 @@ void http_reply_405(struct http_ctx *x, const char *allow)
     reply_error(x, HTTP_EMETHOD, NULL, NULL, allow);
 }
 
+/* ---- streams ---- */
+
+static void drain_check(struct http_server *s)
+{
+    if (s->draining && s->waits_open == 0)
+        event_active(s->drain_ev, EV_TIMEOUT, 0);
+}
+
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct http_stream *st = cls;
+    if (st->ended)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    long n = st->read(st->ctx, buf, max);
+    if (n > 0)
+        return (ssize_t)n;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    /* Nothing yet: returning 0 alone would make MHD ask again on every
+     * MHD_run, a busy loop. Parking is allowed from here (microhttpd.h). */
+    st->parked = true;
+    MHD_suspend_connection(st->conn);
+    return 0;
+}
+
+static void stream_free(void *cls)
+{
+    struct http_stream *st = cls;
+    struct http_server *s = st->srv;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    st->free_ctx(st->ctx);
+    free(st);
+    s->waits_open--;
+    drain_check(s);
+}
+
+struct http_stream *http_reply_stream(struct http_ctx *x, const char *content_type,
+                                      http_stream_read_fn read,
+                                      void (*free_ctx)(void *), void *ctx)
+{
+    struct http_server *s = x->srv;
+    struct http_stream *st = calloc(1, sizeof *st);
+    struct MHD_Response *resp = st
+        ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader,
+                                            st, stream_free)
+        : NULL;
+    if (!resp) {
+        free(st);
+        free_ctx(ctx);
+        http_reply_error(x, -ENOMEM, NULL);
+        return NULL;
+    }
+    *st = (struct http_stream){ .srv = s, .conn = x->conn, .read = read,
+                                .free_ctx = free_ctx, .ctx = ctx, .next = s->streams };
+    if (s->streams)
+        s->streams->prev = st;
+    s->streams = st;
+    s->waits_open++;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    queue_response(x, 200, resp);
+    return st;
+}
+
+void http_stream_wake(struct http_stream *st)
+{
+    if (!st->parked)
+        return;
+    st->parked = false;
+    MHD_resume_connection(st->conn);
+    event_active(st->srv->pump_ev, EV_READ, 0);
+}
+
 /* ---- request state and suspension ---- */
 
 static struct http_req *req_new(struct http_server *s, struct MHD_Connection *c)
@@ -312,12 +403,6 @@ void http_resume(struct http_req *r, unsigned status, aw_buf_t *b)
     MHD_resume_connection(r->conn);
     /* Many resumes in one loop turn cost one MHD_run (notes P6). */
     event_active(r->srv->pump_ev, EV_READ, 0);
-}
-
-static void drain_check(struct http_server *s)
-{
-    if (s->draining && s->waits_open == 0)
-        event_active(s->drain_ev, EV_TIMEOUT, 0);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -520,6 +605,10 @@ void http_server_drain(struct http_server *s, void (*done)(void *), void *arg)
             aw_wait_abandon(w);
         }
     }
+    for (struct http_stream *st = s->streams; st; st = st->next) {
+        st->ended = true;               /* the reader ends each stream */
+        http_stream_wake(st);
+    }
     struct timeval grace = { .tv_sec = DRAIN_GRACE_SEC };
     evtimer_add(s->drain_ev, &grace);
     drain_check(s);
@@ -531,7 +620,7 @@ void http_server_free(struct http_server *s)
         return;
     /* MHD forbids stopping with suspended connections (notes P5): answer
      * them first. Only reached without a drain on start-up failure. */
-    if (s->suspended)
+    if (s->suspended || s->streams)
         http_server_drain(s, NULL, NULL);
     if (s->mhd) {
         MHD_run(s->mhd);

@@ -76,6 +76,19 @@ void http_reply_error_task(struct http_ctx *x, int value, const char *message,
                            const aw_task_t *task);
 void http_reply_405(struct http_ctx *x, const char *allow);
 
+/* Streamed answers (chunked), for output?follow=true. read() copies up to
+ * max bytes into buf and returns how many; 0 when it has nothing now (the
+ * connection is then parked until http_stream_wake); -1 at the end. The
+ * server calls free_ctx(ctx) once, when the response is gone. Returns the
+ * stream, or NULL (after answering an error and freeing ctx). */
+typedef long (*http_stream_read_fn)(void *ctx, char *buf, size_t max);
+struct http_stream;
+struct http_stream *http_reply_stream(struct http_ctx *x, const char *content_type,
+                                      http_stream_read_fn read,
+                                      void (*free_ctx)(void *), void *ctx);
+/* New data (or the end) is there: unpark the stream. Any time, any place. */
+void http_stream_wake(struct http_stream *st);
+
 /* Suspension, for waits: get the request's state (made on first use), start
  * the waiter with it as the callback argument, then suspend. finish() must
  * render the request's answer and call http_resume; it is called by the

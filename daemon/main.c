@@ -24,6 +24,7 @@
 #include "config.h"
 #include "engine.h"
 #include "http.h"
+#include "kind_exec.h"
 #include "log.h"
 
 #define DEFAULT_CONFIG AWAITD_SYSCONFDIR "/awaitd/awaitd.conf"
@@ -138,10 +139,36 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     http_server_drain(app->http, drained, app);
 }
 
+/* Hands [exec] to the kind. The allow string is split in place of a copy;
+ * aw_exec_configure copies what it keeps. Returns 0 or -1 with err set. */
+static int configure_exec(const struct config *c, char *err, size_t errlen)
+{
+    char *list = strdup(c->exec_allow), *save = NULL;
+    const char **allow = calloc(strlen(c->exec_allow) / 2 + 1, sizeof *allow);
+    size_t n = 0;
+    int rc = -1;
+    if (list && allow) {
+        for (char *s = strtok_r(list, " \t", &save); s; s = strtok_r(NULL, " \t", &save))
+            allow[n++] = s;
+        aw_exec_config_t xc = {
+            .allow = allow, .nallow = n,
+            .kill_grace_ms = (int64_t)(c->exec_kill_grace_seconds * 1000),
+            .max_output = c->exec_max_output, .allow_root = c->exec_allow_root,
+            .path = c->exec_path,
+        };
+        rc = aw_exec_configure(&xc, err, errlen) < 0 ? -1 : 0;
+    } else {
+        snprintf(err, errlen, "out of memory");
+    }
+    free(list);
+    free(allow);
+    return rc;
+}
+
 static int register_engine(aw_engine_t *e, const struct config *c)
 {
     int rc = aw_engine_add_kind(e, &aw_kind_sleep, c->kind_sleep);
-    if (!rc) rc = aw_engine_add_kind(e, &aw_kind_exec_stub, false);
+    if (!rc) rc = aw_engine_add_kind(e, &aw_kind_exec, c->kind_exec);
     if (!rc) rc = aw_engine_add_kind(e, &aw_kind_http_stub, false);
     for (size_t i = 0; !rc && i < c->nqueues; i++)
         rc = aw_engine_set_queue(e, c->queues[i].name, c->queues[i].concurrency);
@@ -190,12 +217,19 @@ int main(int argc, char **argv)
         snprintf(msg, sizeof msg, "--listen: %s", err);
         die_config(msg);
     }
-    if (cfg.kind_exec || cfg.kind_http) {
-        snprintf(err, sizeof err, "%s: [kinds] %s = true: this version of awaitd "
-                 "does not have the %s kind yet", config_path ? config_path : "config",
-                 cfg.kind_exec ? "exec" : "http", cfg.kind_exec ? "exec" : "http");
+    if (cfg.kind_http) {
+        snprintf(err, sizeof err, "%s: [kinds] http = true: this version of awaitd "
+                 "does not have the http kind yet", config_path ? config_path : "config");
         die_config(err);
     }
+    if (cfg.kind_exec && geteuid() == 0 && !cfg.exec_allow_root) {
+        snprintf(err, sizeof err, "%s: [kinds] exec = true while running as root: "
+                 "set [exec] allow_root = true to allow it, or run awaitd as another user",
+                 config_path ? config_path : "config");
+        die_config(err);
+    }
+    if (configure_exec(&cfg, err, sizeof err) < 0)
+        die_config(err);
     if (check_only) {
         printf("awaitd: configuration %s is valid\n", config_path ? config_path : "(defaults)");
         config_close(&cfg);
@@ -234,7 +268,8 @@ int main(int argc, char **argv)
     event_base_dispatch(app.base);
 
     http_server_free(app.http);
-    aw_engine_free(engine);
+    aw_engine_free(engine);             /* kills and reaps running jobs */
+    aw_exec_configure(NULL, NULL, 0);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     event_base_free(app.base);

@@ -42,9 +42,9 @@ typedef struct aw_kind {
 } aw_kind_t;
 
 extern const aw_kind_t aw_kind_sleep;
-/* Shape-only stand-ins for kinds not built yet: they validate args like the
- * real kinds will, and can never be enabled. */
-extern const aw_kind_t aw_kind_exec_stub;
+extern const aw_kind_t aw_kind_exec;    /* kind_exec.c; its extras: kind_exec.h */
+/* Shape-only stand-in for a kind not built yet: it validates args like the
+ * real kind will, and can never be enabled. */
 extern const aw_kind_t aw_kind_http_stub;
 
 #endif

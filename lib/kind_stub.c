@@ -1,8 +1,9 @@
 /*
- * kind_stub.c — `exec` and `http` before they are built: they check the
- * shape of args exactly as the contract states (so a malformed request is a
- * 400 even while the kind is disabled, as the contract orders) and can never
- * be enabled. Each is replaced by its real kind in its own file.
+ * kind_stub.c — `http` before it is built: it checks the shape of args
+ * exactly as the contract states (so a malformed request is a 400 even
+ * while the kind is disabled, as the contract orders) and can never be
+ * enabled. It is replaced by the real kind in its own file, as `exec` was
+ * (kind_exec.c).
  */
 #include <stdio.h>
 
@@ -34,34 +35,6 @@ static int need_optional_string(json_t *args, const char *key, char *err, size_t
         return AW_EINVAL;
     }
     return 0;
-}
-
-static int exec_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
-                        char *err, size_t errlen)
-{
-    (void)e;
-    (void)t;
-    json_t *argv = json_object_get(args, "argv"), *v;
-    json_t *max_output = json_object_get(args, "max_output");
-    size_t i;
-    if (!json_is_array(argv) || json_array_size(argv) == 0) {
-        snprintf(err, errlen, "exec needs args.argv, a non-empty array of strings");
-        return AW_EINVAL;
-    }
-    json_array_foreach(argv, i, v) {
-        if (!json_is_string(v)) {
-            snprintf(err, errlen, "args.argv[%zu] must be a string", i);
-            return AW_EINVAL;
-        }
-    }
-    if (max_output && (!json_is_integer(max_output) || json_integer_value(max_output) < 0)) {
-        snprintf(err, errlen, "args.max_output must be an integer >= 0");
-        return AW_EINVAL;
-    }
-    int rc = need_string_map(args, "env", err, errlen);
-    if (!rc) rc = need_optional_string(args, "cwd", err, errlen);
-    if (!rc) rc = need_optional_string(args, "stdin", err, errlen);
-    return rc ? rc : AW_EDISABLED;
 }
 
 static int http_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
@@ -97,11 +70,6 @@ static int stub_cancel(aw_engine_t *e, aw_task_t *t)
     (void)t;
     return 0;
 }
-
-const aw_kind_t aw_kind_exec_stub = {
-    .name = "exec", .prepare = exec_prepare, .start = stub_start,
-    .wake = stub_wake, .cancel = stub_cancel, .has_output = 1,
-};
 
 const aw_kind_t aw_kind_http_stub = {
     .name = "http", .prepare = http_prepare, .start = stub_start,

@@ -47,6 +47,10 @@ void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)
 {
     const unsigned char *s = p;
     size_t run = 0, i = 0;          /* s[run..i) is copied unchanged */
+    if (n == 0) {                   /* p may be NULL */
+        aw_buf_add(b, "\"\"", 2);
+        return;
+    }
     aw_buf_reserve(b, n + n / 8 + 2);
     aw_buf_addc(b, '"');
     while (i < n) {
