@@ -221,7 +221,7 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
 
 static void dispatch(aw_engine_t *e, aw_queue_t *q)
 {
-    if (e->dispatching)     /* one loop at a time; see the file comment */
+    if (e->dispatching || e->stopping)  /* one loop at a time; see the file comment */
         return;
     e->dispatching = true;
     aw_queue_t *next = q;
@@ -252,7 +252,10 @@ void aw_task_fail(aw_engine_t *e, aw_task_t *t, aw_error_type_t type,
 
 void aw_task_finish_cancelled(aw_engine_t *e, aw_task_t *t, char *result)
 {
-    if (t->stop_reason == AW_STOP_TIMEOUT) {
+    if (t->stop_reason == AW_STOP_INTERRUPT) {
+        finish(e, t, AW_FAILED, AW_ERR_INTERRUPTED,
+               "the daemon stopped while the task ran", result);
+    } else if (t->stop_reason == AW_STOP_TIMEOUT) {
         char msg[80];
         snprintf(msg, sizeof msg, "task timed out after %g s", (double)t->timeout_ms / 1000);
         finish(e, t, AW_TIMED_OUT, AW_ERR_TIMEOUT, msg, result);
@@ -385,6 +388,26 @@ int aw_task_forget(aw_engine_t *e, aw_task_t *t)
     e->stats.held[t->state]--;
     aw__table_remove(&e->table, t);
     return 0;
+}
+
+size_t aw_engine_interrupt_all(aw_engine_t *e)
+{
+    e->stopping = true;
+    size_t still_running = 0;
+    aw_task_t *t = e->table.first;
+    if (t)
+        aw_task_ref(t);
+    while (t) {
+        /* Hold the next task too: finishing t runs waiter callbacks. */
+        aw_task_t *next = t->next;
+        if (next)
+            aw_task_ref(next);
+        if (t->state == AW_RUNNING && stop_running(e, t, AW_STOP_INTERRUPT) == 1)
+            still_running++;
+        aw_task_unref(t);
+        t = next;
+    }
+    return still_running;
 }
 
 int aw_task_set_wake(aw_engine_t *e, aw_task_t *t, int64_t mono_ms)

@@ -95,6 +95,12 @@ int  aw_task_cancel(aw_engine_t *e, aw_task_t *t);
 /* Forgets a finished task. Returns 0 or AW_EACTIVE. */
 int  aw_task_forget(aw_engine_t *e, aw_task_t *t);
 
+/* Daemon shutdown: starts no more tasks, and stops every running one; each
+ * ends failed with error type "interrupted" (exec jobs after their group
+ * is gone: SIGTERM, then SIGKILL after the grace). Pending tasks stay
+ * pending. Returns how many are still stopping; await them with aw_wait. */
+size_t aw_engine_interrupt_all(aw_engine_t *e);
+
 /* For kinds: schedule t's wake-up (monotonic ms); the kind's `wake` is
  * called then (unless the task's own timeout comes first). */
 int  aw_task_set_wake(aw_engine_t *e, aw_task_t *t, int64_t mono_ms);

@@ -32,6 +32,7 @@ struct aw_engine {
     aw_engine_stats_t  stats;
     aw_waiter_t       *waiters;     /* every waiter not yet fired */
     bool               dispatching; /* inside dispatch() */
+    bool               stopping;    /* aw_engine_interrupt_all was called */
 };
 
 /* Re-arms the libevent timer after the heap's head may have changed. */

@@ -51,6 +51,7 @@ typedef enum aw_stop_reason {
     AW_STOP_NONE = 0,
     AW_STOP_CANCEL,
     AW_STOP_TIMEOUT,
+    AW_STOP_INTERRUPT,      /* the daemon is stopping */
 } aw_stop_reason_t;
 
 struct aw_kind;
