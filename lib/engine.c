@@ -157,6 +157,20 @@ bool aw_engine_kind_enabled(const aw_engine_t *e, const char *name)
     return ks && ks->enabled;
 }
 
+int aw_engine_enable_kind(aw_engine_t *e, const char *name, bool enabled)
+{
+    aw_kind_stats_t *ks = find_kind(e, name);
+    if (!ks)
+        return AW_EKIND;
+    ks->enabled = enabled;
+    return 0;
+}
+
+void aw_engine_set_limits(aw_engine_t *e, const aw_engine_limits_t *lim)
+{
+    e->limits = *lim;
+}
+
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out)
 {
     *out = e->stats;

@@ -69,6 +69,11 @@ int  aw_engine_set_queue(aw_engine_t *e, const char *name, uint32_t concurrency)
 /* Registers a kind. Returns 0, -ENOSPC when AW_MAX_KINDS are registered. */
 int  aw_engine_add_kind(aw_engine_t *e, const aw_kind_t *k, bool enabled);
 bool aw_engine_kind_enabled(const aw_engine_t *e, const char *name);
+/* Configuration reload: enable or disable a registered kind (its counters
+ * stay), and new limits (they apply to creates and finishes from now on).
+ * aw_engine_enable_kind returns 0 or AW_EKIND when no such kind. */
+int  aw_engine_enable_kind(aw_engine_t *e, const char *name, bool enabled);
+void aw_engine_set_limits(aw_engine_t *e, const aw_engine_limits_t *lim);
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out);
 const aw_engine_limits_t *aw_engine_limits(const aw_engine_t *e);
 /* Processes every deadline that is due now. The libevent timer calls it;
