@@ -118,9 +118,10 @@ static void get_healthz(struct http_ctx *x)
 
 static void get_metrics(struct http_ctx *x)
 {
+    struct metrics_http h = { .open_connections = http_open_connections(x->srv) };
     aw_buf_t b;
     aw_buf_init(&b);
-    metrics_write(&b, http_engine(x->srv), http_open_connections(x->srv));
+    metrics_write(&b, http_engine(x->srv), &h);
     http_reply(x, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
 }
 
@@ -611,6 +612,7 @@ static void route_task(struct http_ctx *x, const char *rest)
     id[len] = '\0';
     const char *action = slash ? slash + 1 : NULL;
     if (!action) {
+        x->route = is(x, "DELETE") ? ROUTE_TASK_DELETE : ROUTE_TASK_GET;
         if (is(x, "GET"))
             get_task(x, id);
         else if (is(x, "DELETE"))
@@ -618,16 +620,19 @@ static void route_task(struct http_ctx *x, const char *rest)
         else
             http_reply_405(x, "GET, HEAD, DELETE");
     } else if (strcmp(action, "cancel") == 0) {
+        x->route = ROUTE_TASK_CANCEL;
         if (is(x, "POST"))
             cancel_task(x, id);
         else
             http_reply_405(x, "POST");
     } else if (strcmp(action, "wait") == 0) {
+        x->route = ROUTE_TASK_WAIT;
         if (is(x, "GET"))
             get_wait(x, id);
         else
             http_reply_405(x, "GET, HEAD");
     } else if (strcmp(action, "output") == 0) {
+        x->route = ROUTE_TASK_OUTPUT;
         if (is(x, "GET"))
             get_output(x, id);
         else
@@ -642,15 +647,16 @@ struct route {
     const char *allow;
     void (*get)(struct http_ctx *);
     void (*post)(struct http_ctx *);
+    enum metrics_route get_label, post_label;
 };
 
 static const struct route routes[] = {
-    { "/healthz",    "GET, HEAD",       get_healthz, NULL },
-    { "/metrics",    "GET, HEAD",       get_metrics, NULL },
-    { "/v1/info",    "GET, HEAD",       get_info,    NULL },
-    { "/v1/tasks",   "GET, HEAD, POST", get_tasks,   post_tasks },
-    { "/v1/wait",    "POST",            NULL,        post_wait },
-    { "/v1/events",  "GET, HEAD",       get_events,  NULL },
+    { "/healthz",   "GET, HEAD",       get_healthz, NULL,       ROUTE_HEALTHZ, 0 },
+    { "/metrics",   "GET, HEAD",       get_metrics, NULL,       ROUTE_METRICS, 0 },
+    { "/v1/info",   "GET, HEAD",       get_info,    NULL,       ROUTE_INFO, 0 },
+    { "/v1/tasks",  "GET, HEAD, POST", get_tasks,   post_tasks, ROUTE_TASK_LIST, ROUTE_TASK_CREATE },
+    { "/v1/wait",   "POST",            NULL,        post_wait,  0, ROUTE_WAIT_MANY },
+    { "/v1/events", "GET, HEAD",       get_events,  NULL,       ROUTE_EVENTS, 0 },
 };
 
 void api_handle(struct http_ctx *x)
@@ -663,6 +669,7 @@ void api_handle(struct http_ctx *x)
         const struct route *r = &routes[i];
         if (strcmp(x->path, r->path) != 0)
             continue;
+        x->route = is(x, "POST") ? r->post_label : r->get_label;
         if (is(x, "GET") && r->get)
             r->get(x);
         else if (is(x, "POST") && r->post)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -55,6 +56,8 @@ struct http_req {
     bool                   ready;
     unsigned               resp_status;
     aw_buf_t               resp;
+    int                    route;           /* of the suspended request */
+    int64_t                t0_us;
     struct http_req       *prev, *next;     /* server's suspended list */
 };
 
@@ -110,6 +113,13 @@ static void pump_cb(evutil_socket_t fd, short what, void *arg)
     pump(arg);
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* ---- authentication ---- */
 
 static bool needs_auth(const struct http_server *s, const char *path)
@@ -154,7 +164,7 @@ static void queue_response(struct http_ctx *x, unsigned status, struct MHD_Respo
     }
     MHD_queue_response(x->conn, status, resp);
     MHD_destroy_response(resp);
-    metrics_count_status(status);
+    metrics_observe((enum metrics_route)x->route, status, now_us() - x->t0_us);
     x->answered = true;
 }
 
@@ -371,6 +381,8 @@ void http_suspend(struct http_ctx *x, struct http_req *r, aw_waiter_t *w,
     struct http_server *s = x->srv;
     r->waiter = w;
     r->finish = finish;
+    r->route = x->route;
+    r->t0_us = x->t0_us;
     r->suspended = true;
     r->next = s->suspended;
     if (s->suspended)
@@ -489,6 +501,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     struct http_ctx x = {
         .srv = s, .conn = conn, .path = url, .con_cls = con_cls,
         .method = strcmp(method, "HEAD") == 0 ? "GET" : method,
+        .t0_us = now_us(),
     };
     if (!*con_cls)
         return first_call(s, &x);
@@ -500,6 +513,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     }
     if (r && r->ready) {
         r->ready = false;
+        x.route = r->route;
+        x.t0_us = r->t0_us;
         http_reply(&x, r->resp_status, &r->resp, "application/json");
         return MHD_YES;
     }
@@ -582,6 +597,11 @@ struct http_server *http_server_new(struct event_base *base, const struct config
         http_server_free(s);
         return NULL;
     }
+    if (metrics_start(base) < 0) {
+        log_warnx("cannot start the loop-lag probe");
+        http_server_free(s);
+        return NULL;
+    }
     pump(s);
     return s;
 }
@@ -633,6 +653,7 @@ void http_server_free(struct http_server *s)
     if (s->mhd_timer) event_free(s->mhd_timer);
     if (s->pump_ev) event_free(s->pump_ev);
     if (s->drain_ev) event_free(s->drain_ev);
+    metrics_stop();
     free(s);
 }
 

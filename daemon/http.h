@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "config.h"
@@ -37,6 +38,8 @@ struct http_ctx {
     size_t                 body_len;
     void                 **con_cls;
     bool                   answered;
+    int                    route;   /* enum metrics_route, set by the handler */
+    int64_t                t0_us;   /* when the request was read (metrics) */
 };
 
 /* Called once per request, with the whole body read. It must answer with
