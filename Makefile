@@ -3,6 +3,8 @@
 
 PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
 DESTDIR    ?=
 CC         ?= cc
 VERSION    := 0.1.0
@@ -18,10 +20,10 @@ BUILD := build-san
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS       := libmicrohttpd jansson libevent inih
+PKGS       := libmicrohttpd jansson libevent inih libsystemd
 TEST_PKGS  := cmocka
 DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
-              libevent-dev libinih-dev libcmocka-dev curl jq
+              libevent-dev libinih-dev libcmocka-dev libsystemd-dev curl jq
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes
@@ -37,13 +39,13 @@ LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c
             lib/task_json.c lib/kind_sleep.c lib/kind_stub.c lib/kind_exec.c \
             lib/child.c lib/utf8.c
 DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c \
-               daemon/http_error.c daemon/api.c daemon/metrics.c
+               daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps run test check unit blackbox test-san bench clean \
+.PHONY: all deps run test check unit blackbox test-san test-units bench clean \
         install uninstall
 
 all: $(BUILD)/awaitd
@@ -96,6 +98,7 @@ test: deps
 	@mkdir -p build && rm -f build/results
 	$(MAKE) check AW_RESULTS=$(CURDIR)/build/results
 	$(MAKE) check SANITIZER=address,undefined AW_RESULTS=$(CURDIR)/build/results
+	$(MAKE) test-units AW_RESULTS=$(CURDIR)/build/results
 	@tests/summary build/results
 
 test-san: deps
@@ -105,14 +108,47 @@ bench: deps
 	$(MAKE) all
 	bench/run
 
+# systemd-analyze verify on the units, when the tool is there (it is not
+# required): ExecStart points at this build so no install is needed, and
+# --man=no because awaitd(8) is not installed yet.
+test-units: $(BUILD)/awaitd
+	@if ! command -v systemd-analyze >/dev/null 2>&1; then \
+	    echo "units: skipped (no systemd-analyze on this machine)"; exit 0; fi; \
+	d=$$(mktemp -d) && \
+	sed 's|/usr/local/bin/awaitd|$(CURDIR)/$(BUILD)/awaitd|' systemd/awaitd.service \
+	    >$$d/awaitd.service && cp systemd/awaitd.socket $$d/ && \
+	systemd-analyze verify --man=no $$d/awaitd.service $$d/awaitd.socket; rc=$$?; \
+	rm -rf $$d; \
+	if [ $$rc -eq 0 ]; then echo "units: systemd-analyze verify passed"; p=1 f=0; \
+	else echo "units: systemd-analyze verify FAILED"; p=0 f=1; fi; \
+	if [ -n "$(AW_RESULTS)" ]; then echo "units $$p $$f" >>"$(AW_RESULTS)"; fi; \
+	exit $$rc
+
+# The units get this PREFIX and SYSCONFDIR written into them. An existing
+# configuration file is never overwritten.
 install: all
 	install -D -m 0755 $(BUILD)/awaitd $(DESTDIR)$(PREFIX)/bin/awaitd
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf ]; then \
 	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf"; \
 	else install -D -m 0644 config/awaitd.conf $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf; fi
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/local/bin/awaitd|$(PREFIX)/bin/awaitd|' \
+	    -e 's|/etc/awaitd/|$(SYSCONFDIR)/awaitd/|' \
+	    systemd/awaitd.service >$(DESTDIR)$(UNITDIR)/awaitd.service
+	install -m 0644 systemd/awaitd.socket $(DESTDIR)$(UNITDIR)/awaitd.socket
+	chmod 0644 $(DESTDIR)$(UNITDIR)/awaitd.service
+	install -D -m 0644 daemon/awaitd.8 $(DESTDIR)$(MANDIR)/man8/awaitd.8
 
+# Removes what install put there. The configuration file goes only if it is
+# still the one shipped: an edited one is the operator's.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/awaitd
+	rm -f $(DESTDIR)$(UNITDIR)/awaitd.service $(DESTDIR)$(UNITDIR)/awaitd.socket
+	rm -f $(DESTDIR)$(MANDIR)/man8/awaitd.8
+	@f=$(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf; \
+	if [ -e $$f ] && ! cmp -s $$f config/awaitd.conf; then \
+	    echo "keeping $$f: it was edited"; \
+	else rm -f $$f; rmdir $(DESTDIR)$(SYSCONFDIR)/awaitd 2>/dev/null || true; fi
 
 clean:
 	rm -rf build build-san

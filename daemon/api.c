@@ -15,6 +15,7 @@
 #include "api.h"
 #include "clock.h"
 #include "errors.h"
+#include "events.h"
 #include "http_error.h"
 #include "kind_exec.h"
 #include "metrics.h"
@@ -118,7 +119,8 @@ static void get_healthz(struct http_ctx *x)
 
 static void get_metrics(struct http_ctx *x)
 {
-    struct metrics_http h = { .open_connections = http_open_connections(x->srv) };
+    struct metrics_http h = { .open_connections = http_open_connections(x->srv),
+                              .sse_clients = events_clients() };
     aw_buf_t b;
     aw_buf_init(&b);
     metrics_write(&b, http_engine(x->srv), &h);
@@ -590,7 +592,7 @@ out:
 
 static void get_events(struct http_ctx *x)
 {
-    http_reply_error(x, HTTP_ENOTIMPL, "GET /v1/events comes in a later version");
+    events_handle(x);
 }
 
 static bool is(const struct http_ctx *x, const char *method)

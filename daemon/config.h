@@ -28,6 +28,8 @@ struct config {
     char    *auth_token;            /* "" = no authentication */
     size_t   max_body_bytes;
     uint32_t max_connections;
+    double   shutdown_grace_seconds;/* SIGTERM: how long running tasks may
+                                     * take to stop before the daemon exits */
     uint64_t max_tasks;             /* unfinished tasks */
     double   retention_seconds;
     double   max_wait_seconds;

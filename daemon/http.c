@@ -144,6 +144,13 @@ static bool authorized(struct http_server *s, struct MHD_Connection *c, const ch
 {
     if (!needs_auth(s, path))
         return true;
+    /* Browsers' EventSource cannot send headers: the event stream also
+     * takes the token as ?access_token= (api-v1.md, GET /v1/events). */
+    if (strcmp(path, "/v1/events") == 0) {
+        const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "access_token");
+        if (q && token_matches(q, s->cfg->auth_token))
+            return true;
+    }
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
@@ -542,7 +549,13 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     (void)cls;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    log_warnx("libmicrohttpd: %s", msg);
+    /* A client that went away is the client's business, not an operator's:
+     * streams (SSE, follow) end that way all the time. */
+    if (strstr(msg, "Failed to send") || strstr(msg, "Connection reset") ||
+        strstr(msg, "no longer available"))
+        log_debug("libmicrohttpd: %s", msg);
+    else
+        log_warnx("libmicrohttpd: %s", msg);
 }
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -604,6 +617,20 @@ struct http_server *http_server_new(struct event_base *base, const struct config
     }
     pump(s);
     return s;
+}
+
+void http_server_stop_accepting(struct http_server *s)
+{
+    /* MHD_quiesce_daemon hands the listen socket back (and returns
+     * MHD_INVALID_SOCKET the second time, so a later drain is fine).
+     * Closing it makes new connects fail at once instead of queueing in a
+     * backlog nobody reads; under socket activation systemd keeps its own
+     * copy, so connects queue there for the next start instead. */
+    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+    if (fd != MHD_INVALID_SOCKET) {
+        close(fd);
+        s->listen_fd = -1;
+    }
 }
 
 void http_server_drain(struct http_server *s, void (*done)(void *), void *arg)

@@ -51,6 +51,9 @@ typedef void (*http_handler_fn)(struct http_ctx *x);
 struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
                                     aw_engine_t *engine, int listen_fd,
                                     http_handler_fn handler);
+/* Stops accepting new connections; open ones are still served (a graceful
+ * shutdown lets running tasks end before http_server_drain). Idempotent. */
+void http_server_stop_accepting(struct http_server *s);
 /* Stops accepting, answers every suspended request with its current state,
  * and calls done() once they are all sent (or after a short grace). */
 void http_server_drain(struct http_server *s, void (*done)(void *), void *arg);

@@ -23,7 +23,6 @@ static const struct http_error table[] = {
     { AW_EDONE,           409, "already_done", "the task has already finished" },
     { AW_EACTIVE,         409, "not_done", "the task has not finished yet" },
     { HTTP_ETOOLARGE,     413, "payload_too_large", "the request body is larger than max_body_bytes" },
-    { HTTP_ENOTIMPL,      501, "not_implemented", "not implemented in this version" },
     { AW_ECAPACITY,       503, "capacity", "too many unfinished tasks; retry later" },
     { -ENOMEM,            503, "out_of_memory", "out of memory" },
 };

@@ -15,7 +15,6 @@ enum {
     HTTP_EMETHOD,               /* path exists, method does not */
     HTTP_EUNAUTHORIZED,         /* token missing or wrong */
     HTTP_ETOOLARGE,             /* body over max_body_bytes */
-    HTTP_ENOTIMPL,              /* endpoint of the contract not built yet */
 };
 
 struct http_error {

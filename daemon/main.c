@@ -1,12 +1,22 @@
 /*
- * main.c — awaitd's start-up and shutdown.
+ * main.c — awaitd's start-up, reload and shutdown.
  *
- * Order: options -> configuration (and --check-config) -> logging -> bind
- * -> loop. Everything that can be wrong with the configuration or the flags
- * is reported as one line on stderr with exit status 2 before anything
- * listens. Signals arrive as libevent events: SIGTERM and SIGINT drain the
- * HTTP server (every open wait is answered) and leave the loop; then
- * everything is freed, so leak checkers see a clean exit.
+ * Order: options -> configuration (and --check-config) -> logging -> the
+ * listening socket (systemd's under socket activation, else bind) -> loop.
+ * Everything that can be wrong with the configuration or the flags is
+ * reported as one line on stderr with exit status 2 before anything
+ * listens. Signals arrive as libevent events:
+ *
+ * - SIGTERM, SIGINT: STOPPING=1, stop accepting, interrupt every running
+ *   task, wait for them up to shutdown_grace_seconds, then answer every
+ *   open wait and stream (http_server_drain) and leave the loop; then
+ *   everything is freed, so leak checkers see a clean exit. A second
+ *   signal skips the rest of the grace.
+ * - SIGHUP: reload the configuration file. The new file is read into a
+ *   fresh struct and checked completely before any of it applies; then it
+ *   replaces the running one in place (http.c and api.c read it through
+ *   the pointer they were given). What cannot change without a restart
+ *   (listen, max_connections) keeps its old value, with a warning.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -23,9 +33,11 @@
 #include "api.h"
 #include "config.h"
 #include "engine.h"
+#include "events.h"
 #include "http.h"
 #include "kind_exec.h"
 #include "log.h"
+#include "service.h"
 
 #define DEFAULT_CONFIG AWAITD_SYSCONFDIR "/awaitd/awaitd.conf"
 /* File descriptors kept back from the connection limit for everything
@@ -48,7 +60,7 @@ static void usage(FILE *f)
 
 static void die_config(const char *msg)
 {
-    fprintf(stderr, "awaitd: %s\n", msg);
+    fprintf(stderr, "%sawaitd: %s\n", log_journal() ? "<3>" : "", msg);
     exit(2);
 }
 
@@ -68,6 +80,22 @@ static void fit_connection_limit(struct config *c)
                   c->max_connections, (unsigned long long)rl.rlim_cur, fit);
         c->max_connections = fit;
     }
+}
+
+/* Logs the address fd listens on, as "listening on HOST:PORT" (what the
+ * tests and operators look for), then suffix. */
+static void log_listening(int fd, const char *suffix)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        log_info(ss.ss_family == AF_INET6 ? "listening on [%s]:%s%s" : "listening on %s:%s%s",
+                 host, serv, suffix);
+    else
+        log_info("listening on fd %d%s", fd, suffix);
 }
 
 /* Binds and listens; logs the real address (port 0 picks one). Returns the
@@ -101,42 +129,8 @@ static int bind_listener(const struct config *c)
         log_warn("cannot listen on %s:%u", c->listen_host, c->listen_port);
         return -1;
     }
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[NI_MAXHOST], serv[NI_MAXSERV];
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-        getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        log_info(ss.ss_family == AF_INET6 ? "listening on [%s]:%s" : "listening on %s:%s",
-                 host, serv);
+    log_listening(fd, "");
     return fd;
-}
-
-struct app {
-    struct event_base  *base;
-    struct http_server *http;
-    bool                stopping;
-};
-
-static void drained(void *arg)
-{
-    struct app *app = arg;
-    event_base_loopexit(app->base, NULL);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    (void)what;
-    struct app *app = arg;
-    if (sig == SIGHUP) {
-        log_warnx("SIGHUP: configuration reload is not supported yet; keeping the running one");
-        return;
-    }
-    if (app->stopping)
-        return;
-    app->stopping = true;
-    log_info("%s: answering open requests and stopping", strsignal((int)sig));
-    http_server_drain(app->http, drained, app);
 }
 
 /* Hands [exec] to the kind. The allow string is split in place of a copy;
@@ -175,6 +169,249 @@ static int register_engine(aw_engine_t *e, const struct config *c)
     return rc;
 }
 
+/* What the configuration may not say in this build or as this user (the
+ * file's syntax is config_load's business). Returns 0 or -1 with err set;
+ * used at start-up and by a reload alike. */
+static int check_config(const struct config *c, const char *path, char *err, size_t errlen)
+{
+    if (c->kind_http) {
+        snprintf(err, errlen, "%s: [kinds] http = true: this version of awaitd "
+                 "does not have the http kind yet", path ? path : "config");
+        return -1;
+    }
+    if (c->kind_exec && geteuid() == 0 && !c->exec_allow_root) {
+        snprintf(err, errlen, "%s: [kinds] exec = true while running as root: "
+                 "set [exec] allow_root = true to allow it, or run awaitd as another user",
+                 path ? path : "config");
+        return -1;
+    }
+    return 0;
+}
+
+struct app {
+    struct event_base  *base;
+    struct http_server *http;
+    aw_engine_t        *engine;
+    struct service     *svc;
+    struct config      *cfg;            /* the running configuration */
+    const char         *config_path;    /* --config; NULL: the default file */
+    const char         *listen_arg;     /* --listen, re-applied on reload */
+    uint32_t            max_connections_asked;  /* before the fd-limit fit */
+    bool                stopping;
+    aw_waiter_t        *grace;          /* waits out running tasks at stop */
+    struct event       *drain_ev;
+};
+
+/* ---- status for systemd ---- */
+
+static void status_line(char *buf, size_t len, void *arg)
+{
+    struct app *app = arg;
+    aw_engine_stats_t st;
+    aw_engine_stats(app->engine, &st);
+    snprintf(buf, len, "%llu running, %llu pending, %llu waiting requests, %u connections",
+             (unsigned long long)st.held[AW_RUNNING], (unsigned long long)st.held[AW_PENDING],
+             (unsigned long long)st.waiters, http_open_connections(app->http));
+}
+
+/* ---- SIGHUP: reload ---- */
+
+/* The file a reload reads: --config, else the default one if it exists now
+ * (NULL: built-in defaults, as at start-up). */
+static const char *reload_path(const struct app *app)
+{
+    if (app->config_path)
+        return app->config_path;
+    return access(DEFAULT_CONFIG, F_OK) == 0 ? DEFAULT_CONFIG : NULL;
+}
+
+/* Carries over what only a restart can change, warning when the new file
+ * asks for something else. Returns 0, or -1 when out of memory. */
+static int keep_restart_only(const struct app *app, struct config *next)
+{
+    const struct config *cur = app->cfg;
+    if (strcmp(next->listen_host, cur->listen_host) != 0 ||
+        next->listen_port != cur->listen_port) {
+        log_warnx("SIGHUP: listen changed from %s:%u to %s:%u; that needs a restart, "
+                  "still listening on the old address", cur->listen_host,
+                  cur->listen_port, next->listen_host, next->listen_port);
+        char *host = strdup(cur->listen_host);
+        if (!host)
+            return -1;
+        free(next->listen_host);
+        next->listen_host = host;
+        next->listen_port = cur->listen_port;
+    }
+    if (next->max_connections != app->max_connections_asked)
+        log_warnx("SIGHUP: max_connections changed to %u; that needs a restart, "
+                  "keeping %u", next->max_connections, cur->max_connections);
+    next->max_connections = cur->max_connections;
+    for (size_t i = 0; i < cur->nqueues; i++) {
+        size_t j = 0;
+        while (j < next->nqueues && strcmp(next->queues[j].name, cur->queues[i].name) != 0)
+            j++;
+        if (j == next->nqueues)
+            log_warnx("SIGHUP: [queue:%s] was removed; the queue stays, with concurrency %u, "
+                      "until a restart", cur->queues[i].name, cur->queues[i].concurrency);
+    }
+    return 0;
+}
+
+static int set_queues(aw_engine_t *e, const struct config *c)
+{
+    for (size_t i = 0; i < c->nqueues; i++)
+        if (aw_engine_set_queue(e, c->queues[i].name, c->queues[i].concurrency) < 0)
+            return -1;
+    return 0;
+}
+
+/* Reads and checks the whole file first; only then applies it, so a file
+ * with a mistake changes nothing. Reading a small local file is the one
+ * blocking call here, once per SIGHUP. */
+static void reload(struct app *app)
+{
+    const char *path = reload_path(app);
+    const char *name = path ? path : "(built-in defaults)";
+    char err[CONFIG_ERR_SIZE];
+    struct config next;
+
+    service_reloading(app->svc);
+    if (config_init(&next) < 0) {
+        log_warnx("SIGHUP: out of memory; keeping the running configuration");
+        service_reloaded(app->svc);
+        return;
+    }
+    if ((path && config_load(&next, path, err, sizeof err) < 0) ||
+        (app->listen_arg && config_set_listen(&next, app->listen_arg, err, sizeof err) < 0) ||
+        check_config(&next, path, err, sizeof err) < 0)
+        goto keep;
+    if (keep_restart_only(app, &next) < 0) {
+        snprintf(err, sizeof err, "out of memory");
+        goto keep;
+    }
+    /* The two steps that can still fail (out of memory only: the values
+     * were checked) come first, and the first is undone if the second
+     * fails. Queues that a failed reload added stay, unused and harmless. */
+    if (configure_exec(&next, err, sizeof err) < 0)
+        goto keep;
+    if (set_queues(app->engine, &next) < 0) {
+        set_queues(app->engine, app->cfg);      /* existing queues: cannot fail */
+        configure_exec(app->cfg, err, sizeof err);
+        snprintf(err, sizeof err, "out of memory");
+        goto keep;
+    }
+    aw_engine_enable_kind(app->engine, "sleep", next.kind_sleep);
+    aw_engine_enable_kind(app->engine, "exec", next.kind_exec);
+    aw_engine_limits_t lim = {
+        .max_tasks = next.max_tasks,
+        .retention_ms = (int64_t)(next.retention_seconds * 1000),
+    };
+    aw_engine_set_limits(app->engine, &lim);
+    log_set_level(next.log_level);
+
+    struct config old = *app->cfg;
+    *app->cfg = next;
+    config_close(&old);
+    log_info("SIGHUP: configuration reloaded from %s", name);
+    service_reloaded(app->svc);
+    return;
+keep:
+    config_close(&next);
+    log_warnx("SIGHUP: %s; keeping the running configuration", err);
+    service_reloaded(app->svc);
+}
+
+/* ---- SIGTERM, SIGINT: graceful stop ---- */
+
+static void drained(void *arg)
+{
+    struct app *app = arg;
+    event_base_loopexit(app->base, NULL);
+}
+
+/* Runs from its own event, never from inside the engine: the drain
+ * abandons waiters, which a waiter callback must not do to its siblings. */
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct app *app = arg;
+    log_info("answering open requests");
+    http_server_drain(app->http, drained, app);
+}
+
+static size_t count_running(const aw_engine_t *e)
+{
+    aw_engine_stats_t st;
+    aw_engine_stats(e, &st);
+    return (size_t)st.held[AW_RUNNING];
+}
+
+static void grace_over(aw_waiter_t *w, void *arg)
+{
+    (void)w;
+    struct app *app = arg;
+    app->grace = NULL;
+    size_t left = count_running(app->engine);
+    if (left)
+        log_warnx("%zu task(s) still stopping after shutdown_grace_seconds (%g s); "
+                  "killing them", left, app->cfg->shutdown_grace_seconds);
+    event_active(app->drain_ev, EV_TIMEOUT, 0);
+}
+
+/* Stops accepting and interrupts every running task (they end failed with
+ * error type "interrupted"; their open waits are answered as they end).
+ * Exec jobs may need their kill grace to go: they are awaited up to
+ * shutdown_grace_seconds, then the drain answers whatever is still open. */
+static void begin_stop(struct app *app, int sig)
+{
+    app->stopping = true;
+    service_stopping(app->svc, "stopping: interrupting running tasks, answering open requests");
+    http_server_stop_accepting(app->http);
+    size_t n = aw_engine_interrupt_all(app->engine);
+    log_info("%s: stopped accepting connections, interrupted the running tasks",
+             strsignal(sig));
+    if (n == 0) {
+        event_active(app->drain_ev, EV_TIMEOUT, 0);
+        return;
+    }
+    aw_task_t **run = malloc(n * sizeof *run);
+    size_t k = 0;
+    for (aw_task_t *t = aw_task_after(app->engine, NULL); run && t && k < n; t = aw_task_next(t))
+        if (t->state == AW_RUNNING)
+            run[k++] = t;
+    int64_t grace_ms = (int64_t)(app->cfg->shutdown_grace_seconds * 1000);
+    int rc = run && k ? aw_wait(app->engine, run, k, AW_RETURN_ALL, grace_ms, false,
+                                grace_over, app, &app->grace) : 1;
+    free(run);
+    if (rc == 0)
+        log_info("waiting up to %g s for %zu task(s) to stop",
+                 app->cfg->shutdown_grace_seconds, k);
+    else
+        event_active(app->drain_ev, EV_TIMEOUT, 0);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct app *app = arg;
+    if (sig == SIGHUP) {
+        if (app->stopping)
+            log_warnx("SIGHUP while stopping: not reloading");
+        else
+            reload(app);
+        return;
+    }
+    if (!app->stopping) {
+        begin_stop(app, (int)sig);
+    } else if (app->grace) {
+        log_info("%s again: not waiting for running tasks any longer", strsignal((int)sig));
+        aw_wait_abandon(app->grace);
+        app->grace = NULL;
+        event_active(app->drain_ev, EV_TIMEOUT, 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -188,6 +425,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL, *listen = NULL;
     bool check_only = false;
     int ch;
+    log_init();
     while ((ch = getopt_long(argc, argv, "c:l:tVh", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': config_path = optarg; break;
@@ -206,6 +444,7 @@ int main(int argc, char **argv)
 
     struct config cfg;
     char err[CONFIG_ERR_SIZE];
+    struct app app = { .cfg = &cfg, .config_path = config_path, .listen_arg = listen };
     if (config_init(&cfg) < 0)
         die_config("out of memory");
     if (!config_path && access(DEFAULT_CONFIG, F_OK) == 0)
@@ -217,45 +456,52 @@ int main(int argc, char **argv)
         snprintf(msg, sizeof msg, "--listen: %s", err);
         die_config(msg);
     }
-    if (cfg.kind_http) {
-        snprintf(err, sizeof err, "%s: [kinds] http = true: this version of awaitd "
-                 "does not have the http kind yet", config_path ? config_path : "config");
+    if (check_config(&cfg, config_path, err, sizeof err) < 0)
         die_config(err);
-    }
-    if (cfg.kind_exec && geteuid() == 0 && !cfg.exec_allow_root) {
-        snprintf(err, sizeof err, "%s: [kinds] exec = true while running as root: "
-                 "set [exec] allow_root = true to allow it, or run awaitd as another user",
-                 config_path ? config_path : "config");
-        die_config(err);
-    }
     if (configure_exec(&cfg, err, sizeof err) < 0)
         die_config(err);
     if (check_only) {
         printf("awaitd: configuration %s is valid\n", config_path ? config_path : "(defaults)");
+        aw_exec_configure(NULL, NULL, 0);
         config_close(&cfg);
         return 0;
     }
 
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    app.max_connections_asked = cfg.max_connections;
     fit_connection_limit(&cfg);
-    int fd = bind_listener(&cfg);
-    if (fd < 0)
+    int fd = service_listen_fd(err, sizeof err);
+    if (fd == -2) {
+        log_warnx("%s", err);
         return 1;
+    }
+    if (fd >= 0) {
+        log_listening(fd, " (socket activation)");
+        if (listen)
+            log_warnx("--listen %s ignored: systemd passed the listening socket", listen);
+    } else if ((fd = bind_listener(&cfg)) < 0) {
+        return 1;
+    }
 
-    struct app app = { 0 };
     aw_engine_limits_t lim = {
         .max_tasks = cfg.max_tasks,
         .retention_ms = (int64_t)(cfg.retention_seconds * 1000),
     };
     app.base = event_base_new();
-    aw_engine_t *engine = app.base ? aw_engine_new(app.base, &lim) : NULL;
-    if (!engine || register_engine(engine, &cfg) < 0)
+    app.engine = app.base ? aw_engine_new(app.base, &lim) : NULL;
+    if (!app.engine || register_engine(app.engine, &cfg) < 0)
+        fatal("out of memory while starting");
+    if (events_init(app.engine) < 0)
         fatal("out of memory while starting");
     api_init();
-    app.http = http_server_new(app.base, &cfg, engine, fd, api_handle);
+    app.http = http_server_new(app.base, &cfg, app.engine, fd, api_handle);
     if (!app.http)
         return 1;
+    app.drain_ev = event_new(app.base, -1, 0, drain_cb, &app);
+    app.svc = service_new(app.base, status_line, &app);
+    if (!app.drain_ev || !app.svc)
+        fatal("out of memory while starting");
 
     struct event *sigs[3];
     const int signals[3] = { SIGTERM, SIGINT, SIGHUP };
@@ -265,11 +511,16 @@ int main(int argc, char **argv)
             fatal("cannot install signal handlers");
 
     log_info("awaitd %s ready", AWAITD_VERSION);
+    service_ready(app.svc);
     event_base_dispatch(app.base);
 
     http_server_free(app.http);
-    aw_engine_free(engine);             /* kills and reaps running jobs */
+    events_free();
+    aw_engine_free(app.engine);         /* kills and reaps running jobs; frees
+                                         * app.grace if it never fired */
     aw_exec_configure(NULL, NULL, 0);
+    service_free(app.svc);
+    event_free(app.drain_ev);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     event_base_free(app.base);

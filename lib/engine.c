@@ -107,11 +107,14 @@ static aw_queue_t *find_queue(const aw_engine_t *e, const char *name)
     return NULL;
 }
 
+static void dispatch(aw_engine_t *e, aw_queue_t *q);
+
 int aw_engine_set_queue(aw_engine_t *e, const char *name, uint32_t concurrency)
 {
     aw_queue_t *q = find_queue(e, name);
     if (q) {
         q->concurrency = concurrency;
+        dispatch(e, q);                 /* a raised limit starts tasks now */
         return 0;
     }
     if (!(q = aw__queue_new(name, concurrency)))
@@ -181,6 +184,19 @@ const aw_engine_limits_t *aw_engine_limits(const aw_engine_t *e)
     return &e->limits;
 }
 
+void aw_engine_set_observer(aw_engine_t *e, aw_observer_cb cb, void *arg)
+{
+    e->observer = cb;
+    e->observer_arg = arg;
+}
+
+/* Tells the observer about t's state, once its fields are all set. */
+static void observe(aw_engine_t *e, const aw_task_t *t)
+{
+    if (e->observer)
+        e->observer(e->observer_arg, t);
+}
+
 /* ---- state transitions ---- */
 
 static void set_state(aw_engine_t *e, aw_task_t *t, aw_task_state_t s)
@@ -189,8 +205,6 @@ static void set_state(aw_engine_t *e, aw_task_t *t, aw_task_state_t s)
     e->stats.held[s]++;
     t->state = s;
 }
-
-static void dispatch(aw_engine_t *e, aw_queue_t *q);
 
 static void start_task(aw_engine_t *e, aw_task_t *t)
 {
@@ -202,6 +216,9 @@ static void start_task(aw_engine_t *e, aw_task_t *t)
         /* On -ENOMEM the timeout cannot be kept; the task still runs. */
         aw_heap_set(&e->heap, &t->deadline, t->timeout_at);
     }
+    /* Before start: a kind may finish the task inside it, and the
+     * observer must see running before the final state. */
+    observe(e, t);
     t->kind->start(e, t);
     aw__engine_arm(e);
 }
@@ -225,6 +242,7 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
      * never freed under the caller that finished it. */
     aw_heap_set(&e->heap, &t->deadline, aw_clock_mono_ms() + e->limits.retention_ms);
     aw__engine_arm(e);
+    observe(e, t);
     aw__waiters_task_done(e, t);
     if (was_running) {
         t->queue->running--;
@@ -352,6 +370,7 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
     e->unfinished++;
     e->stats.held[AW_PENDING]++;
     ks->created++;
+    observe(e, t);                      /* pending, before dispatch may start it */
     aw__queue_push(q, t);
     dispatch(e, q);
     *out = t;

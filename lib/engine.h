@@ -76,6 +76,17 @@ int  aw_engine_enable_kind(aw_engine_t *e, const char *name, bool enabled);
 void aw_engine_set_limits(aw_engine_t *e, const aw_engine_limits_t *lim);
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out);
 const aw_engine_limits_t *aw_engine_limits(const aw_engine_t *e);
+/* The observer sees every state change of every task, in the order they
+ * happen, creation included: a new task is reported pending, and one that
+ * gets a free slot at once is then reported running (and, if its kind
+ * finishes it inside start, e.g. a zero-second sleep, in its final state
+ * too), all inside aw_task_create. The task's fields are up to date when cb
+ * runs (started_at, result, error). cb runs inside the engine: it may read
+ * t and take a reference (aw_task_ref), but it may not create, cancel or
+ * forget tasks. Forgetting a task is not a state change and is not
+ * reported. One observer per engine; cb NULL removes it. */
+typedef void (*aw_observer_cb)(void *arg, const aw_task_t *t);
+void aw_engine_set_observer(aw_engine_t *e, aw_observer_cb cb, void *arg);
 /* Processes every deadline that is due now. The libevent timer calls it;
  * unit tests call it after moving the fake clock. */
 void aw_engine_run_due(aw_engine_t *e);

@@ -31,6 +31,8 @@ struct aw_engine {
     uint64_t           unfinished;
     aw_engine_stats_t  stats;
     aw_waiter_t       *waiters;     /* every waiter not yet fired */
+    aw_observer_cb     observer;    /* aw_engine_set_observer; NULL: none */
+    void              *observer_arg;
     bool               dispatching; /* inside dispatch() */
     bool               stopping;    /* aw_engine_interrupt_all was called */
 };

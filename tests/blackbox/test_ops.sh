@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Operations and HTTP plumbing: /healthz, /v1/info, /metrics, 404, 405 with
-# Allow, keep-alive, and /v1/events (501 in this build).
+# Allow, keep-alive.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -190,11 +190,6 @@ case_keep_alive_reuses_one_connection() {
         -s -o /dev/null -w '%{num_connects}\n' "$BASE/nosuch" --next \
         -s -o /dev/null -w '%{num_connects}\n' "$BASE/healthz")
     assert_eq "$(echo "$conns" | paste -sd " ")" "1 0 0" "new connections for POST, 404, GET in one curl run"
-}
-
-case_events_is_501_in_this_build() {
-    req GET /v1/events
-    assert_error 501 not_implemented
 }
 
 run_cases
