@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "task_json.h"
+#include "utf8.h"
 
 #define DEFAULT_WAIT_SECONDS 30.0
 #define DEFAULT_LIST_LIMIT   100
@@ -288,7 +289,7 @@ static void get_tasks(struct http_ctx *x)
         t = aw_task_next(t);
     aw_buf_adds(&b, "],\"next\":");
     if (t && last)
-        aw_buf_add_json_string(&b, last->id);
+        aw_utf8_add_json_str(&b, last->id);
     else
         aw_buf_adds(&b, "null");
     aw_buf_adds(&b, "}\n");

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "task_json.h"
+#include "utf8.h"
 
 /* MHD's per-connection pool. MHD zeroes the pool after every keep-alive
  * request (MHD_pool_reset), so its size is paid per request, and each
@@ -219,7 +220,7 @@ static void reply_error(struct http_ctx *x, int value, const char *message,
     aw_buf_adds(&b, "{\"error\":{\"code\":\"");
     aw_buf_adds(&b, e->code);
     aw_buf_adds(&b, "\",\"message\":");
-    aw_buf_add_json_string(&b, message ? message : e->message);
+    aw_utf8_add_json_str(&b, message ? message : e->message);
     aw_buf_addc(&b, '}');
     if (task) {
         aw_buf_adds(&b, ",\"task\":");

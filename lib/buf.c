@@ -84,33 +84,6 @@ void aw_buf_printf(aw_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void aw_buf_add_json_string(aw_buf_t *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    aw_buf_addc(b, '"');
-    const char *run = s;                /* copy plain runs in one go */
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        aw_buf_add(b, run, (size_t)(s - run));
-        run = s + 1;
-        switch (c) {
-        case '"':  aw_buf_add(b, "\\\"", 2); break;
-        case '\\': aw_buf_add(b, "\\\\", 2); break;
-        case '\n': aw_buf_add(b, "\\n", 2);  break;
-        case '\r': aw_buf_add(b, "\\r", 2);  break;
-        case '\t': aw_buf_add(b, "\\t", 2);  break;
-        default: {
-            char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            aw_buf_add(b, u, sizeof u);
-        }
-        }
-    }
-    aw_buf_add(b, run, (size_t)(s - run));
-    aw_buf_addc(b, '"');
-}
-
 void aw_buf_add_seconds(aw_buf_t *b, int64_t ms)
 {
     if (ms % 1000 == 0)

@@ -30,8 +30,6 @@ void  aw_buf_adds(aw_buf_t *b, const char *s);
 void  aw_buf_addc(aw_buf_t *b, char c);
 void  aw_buf_printf(aw_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Appends s as a JSON string literal (quotes included). s must be UTF-8. */
-void  aw_buf_add_json_string(aw_buf_t *b, const char *s);
 /* Appends a number of milliseconds as seconds: 1500 -> 1.5, 3000 -> 3. */
 void  aw_buf_add_seconds(aw_buf_t *b, int64_t ms);
 /* Appends a wall-clock time as RFC 3339 UTC with milliseconds, quoted. */

@@ -6,6 +6,7 @@
 #include "kind.h"
 #include "queue.h"
 #include "task_json.h"
+#include "utf8.h"
 
 static void add_time_or_null(aw_buf_t *b, int64_t wall_ms)
 {
@@ -24,11 +25,11 @@ void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
     aw_buf_adds(b, t->kind->name);
     aw_buf_add(b, "\",\"name\":", 9);
     if (aw_task_name(t))
-        aw_buf_add_json_string(b, aw_task_name(t));
+        aw_utf8_add_json_str(b, aw_task_name(t));
     else
         aw_buf_add(b, "null", 4);
     aw_buf_add(b, ",\"queue\":", 9);
-    aw_buf_add_json_string(b, t->queue->name);
+    aw_utf8_add_json_str(b, t->queue->name);
     aw_buf_add(b, ",\"state\":\"", 10);
     aw_buf_adds(b, aw_task_state_name(t->state));
     aw_buf_adds(b, aw_task_done(t) ? "\",\"done\":true,\"args\":" : "\",\"done\":false,\"args\":");
@@ -53,7 +54,7 @@ void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
         aw_buf_adds(b, type);
         aw_buf_add(b, "\",\"message\":", 12);
         const char *message = aw_task_error_message(t);
-        aw_buf_add_json_string(b, message ? message : type);
+        aw_utf8_add_json_str(b, message ? message : type);
         aw_buf_addc(b, '}');
     } else {
         aw_buf_add(b, "null", 4);

@@ -5,6 +5,8 @@
  */
 #include <stdint.h>
 
+#include <string.h>
+
 #include "utf8.h"
 
 static const char replacement[] = "\xEF\xBF\xBD";      /* U+FFFD */
@@ -85,4 +87,9 @@ void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)
     }
     aw_buf_add(b, s + run, i - run);
     aw_buf_addc(b, '"');
+}
+
+void aw_utf8_add_json_str(aw_buf_t *b, const char *s)
+{
+    aw_utf8_add_json(b, s, strlen(s));
 }

@@ -17,5 +17,7 @@
  * UTF-8 becomes U+FFFD, '"', '\\' and control characters are escaped,
  * NUL bytes included. Errors are kept in b (aw_buf_failed). */
 void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n);
+/* The same for a NUL-terminated string (names, messages, ids). */
+void aw_utf8_add_json_str(aw_buf_t *b, const char *s);
 
 #endif

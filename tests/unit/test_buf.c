@@ -97,65 +97,6 @@ static void printf_longer_than_the_buffer_grows_it(void **state)
     free(s);
 }
 
-static void json_string_escapes_quote_and_backslash(void **state)
-{
-    (void)state;
-    aw_buf_t b;
-    aw_buf_init(&b);
-    aw_buf_add_json_string(&b, "say \"hi\" \\o/");
-    assert_buf_is(&b, "\"say \\\"hi\\\" \\\\o/\"");
-}
-
-static void json_string_escapes_control_characters(void **state)
-{
-    (void)state;
-    aw_buf_t b;
-    aw_buf_init(&b);
-    aw_buf_add_json_string(&b, "a\nb\rc\td\x01" "e\x1f" "f\x7f");
-    assert_buf_is(&b, "\"a\\nb\\rc\\td\\u0001e\\u001ff\x7f\"");
-}
-
-static void json_string_passes_utf8_through(void **state)
-{
-    (void)state;
-    aw_buf_t b;
-    aw_buf_init(&b);
-    aw_buf_add_json_string(&b, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-    assert_buf_is(&b, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
-}
-
-static void json_string_of_empty_is_two_quotes(void **state)
-{
-    (void)state;
-    aw_buf_t b;
-    aw_buf_init(&b);
-    aw_buf_add_json_string(&b, "");
-    assert_buf_is(&b, "\"\"");
-}
-
-/* Every ASCII byte from 1 to 127 survives a round trip through a real JSON
- * parser. */
-static void json_string_round_trips_through_jansson(void **state)
-{
-    (void)state;
-    char in[128];
-    for (int i = 1; i < 128; i++)
-        in[i - 1] = (char)i;
-    in[127] = '\0';
-    aw_buf_t b;
-    aw_buf_init(&b);
-    aw_buf_add_json_string(&b, in);
-    char *s = take(&b);
-    json_error_t jerr;
-    json_t *v = json_loads(s, JSON_DECODE_ANY, &jerr);
-    if (!v)
-        fail_msg("not JSON: %s: %s", jerr.text, s);
-    assert_true(json_is_string(v));
-    assert_string_equal(json_string_value(v), in);
-    json_decref(v);
-    free(s);
-}
-
 static void seconds_of(int64_t ms, const char *want)
 {
     aw_buf_t b;
@@ -278,11 +219,6 @@ int main(void)
         cmocka_unit_test(add_of_zero_bytes_changes_nothing),
         cmocka_unit_test(printf_formats_and_appends),
         cmocka_unit_test(printf_longer_than_the_buffer_grows_it),
-        cmocka_unit_test(json_string_escapes_quote_and_backslash),
-        cmocka_unit_test(json_string_escapes_control_characters),
-        cmocka_unit_test(json_string_passes_utf8_through),
-        cmocka_unit_test(json_string_of_empty_is_two_quotes),
-        cmocka_unit_test(json_string_round_trips_through_jansson),
         cmocka_unit_test(seconds_drop_trailing_zeros),
         cmocka_unit_test(time_is_quoted_rfc3339_utc_with_milliseconds),
         cmocka_unit_test(time_changes_with_the_second),
