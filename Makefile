@@ -60,7 +60,7 @@ $(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libaw.a
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libaw.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags $(TEST_PKGS)) -o $@ $< \
 	    $(BUILD)/libaw.a $(ALL_LDFLAGS) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))

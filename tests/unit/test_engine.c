@@ -18,17 +18,14 @@
 #include <string.h>
 
 #include "clock.h"
+#include "fake_clock.h"
 #include "engine.h"
 #include "errors.h"
 #include "queue.h"
 
 #define T0_WALL 1700000000000LL         /* 2023-11-14T22:13:20.000Z */
-#define T0_MONO 5000000LL
 #define RETENTION_MS 60000
 
-static int64_t mono_now, wall_now;
-static int64_t fake_mono(void) { return mono_now; }
-static int64_t fake_wall(void) { return wall_now; }
 
 struct fx {
     struct event_base *base;
@@ -47,9 +44,7 @@ static aw_engine_t *engine(struct event_base *base, uint64_t max_tasks, int64_t 
 
 static int setup(void **state)
 {
-    mono_now = T0_MONO;
-    wall_now = T0_WALL;
-    aw_clock_set_source(fake_mono, fake_wall);
+    fake_clock_start(T0_WALL);
     struct fx *f = calloc(1, sizeof *f);
     if (!f || !(f->base = event_base_new()))
         return -1;
@@ -64,7 +59,7 @@ static int teardown(void **state)
     aw_engine_free(f->e);
     event_base_free(f->base);
     free(f);
-    aw_clock_set_source(NULL, NULL);
+    fake_clock_stop();
     return 0;
 }
 
@@ -78,9 +73,7 @@ static void reopen(struct fx *f, uint64_t max_tasks, int64_t retention_ms)
 /* Moves both clocks forward and lets the engine handle what is due. */
 static void advance(struct fx *f, int64_t ms)
 {
-    mono_now += ms;
-    wall_now += ms;
-    aw_engine_run_due(f->e);
+    fake_clock_advance(f->e, ms);
 }
 
 static json_t *sleep_args(double seconds)

@@ -17,17 +17,14 @@
 #include <string.h>
 
 #include "clock.h"
+#include "fake_clock.h"
 #include "engine.h"
 #include "errors.h"
 
 #define T0_WALL 1700000000000LL
-#define T0_MONO 5000000LL
 #define RETENTION_MS 60000
 #define MAX_SEEN 32
 
-static int64_t mono_now, wall_now;
-static int64_t fake_mono(void) { return mono_now; }
-static int64_t fake_wall(void) { return wall_now; }
 
 /* What the observer saw of one change. */
 struct seen {
@@ -59,9 +56,7 @@ static void record(void *arg, const aw_task_t *t)
 
 static int setup(void **state)
 {
-    mono_now = T0_MONO;
-    wall_now = T0_WALL;
-    aw_clock_set_source(fake_mono, fake_wall);
+    fake_clock_start(T0_WALL);
     struct fx *f = calloc(1, sizeof *f);
     if (!f || !(f->base = event_base_new()))
         return -1;
@@ -81,15 +76,13 @@ static int teardown(void **state)
     aw_engine_free(f->e);
     event_base_free(f->base);
     free(f);
-    aw_clock_set_source(NULL, NULL);
+    fake_clock_stop();
     return 0;
 }
 
 static void advance(struct fx *f, int64_t ms)
 {
-    mono_now += ms;
-    wall_now += ms;
-    aw_engine_run_due(f->e);
+    fake_clock_advance(f->e, ms);
 }
 
 /* A sleep task; args is a JSON text. */

@@ -15,15 +15,12 @@
 #include <string.h>
 
 #include "clock.h"
+#include "fake_clock.h"
 #include "engine.h"
 #include "task_json.h"
 
 #define T0_WALL 1700000000123LL         /* 2023-11-14T22:13:20.123Z */
-#define T0_MONO 5000000LL
 
-static int64_t mono_now, wall_now;
-static int64_t fake_mono(void) { return mono_now; }
-static int64_t fake_wall(void) { return wall_now; }
 
 struct fx {
     struct event_base *base;
@@ -33,9 +30,7 @@ struct fx {
 
 static int setup(void **state)
 {
-    mono_now = T0_MONO;
-    wall_now = T0_WALL;
-    aw_clock_set_source(fake_mono, fake_wall);
+    fake_clock_start(T0_WALL);
     struct fx *f = calloc(1, sizeof *f);
     if (!f || !(f->base = event_base_new()))
         return -1;
@@ -55,15 +50,13 @@ static int teardown(void **state)
     aw_engine_free(f->e);
     event_base_free(f->base);
     free(f);
-    aw_clock_set_source(NULL, NULL);
+    fake_clock_stop();
     return 0;
 }
 
 static void advance(struct fx *f, int64_t ms)
 {
-    mono_now += ms;
-    wall_now += ms;
-    aw_engine_run_due(f->e);
+    fake_clock_advance(f->e, ms);
 }
 
 static aw_task_t *create(struct fx *f, json_t *args, const char *name,

@@ -16,16 +16,13 @@
 #include <string.h>
 
 #include "clock.h"
+#include "fake_clock.h"
 #include "engine.h"
 #include "errors.h"
 
 #define T0_WALL 1700000000000LL
-#define T0_MONO 5000000LL
 #define RETENTION_MS 60000
 
-static int64_t mono_now, wall_now;
-static int64_t fake_mono(void) { return mono_now; }
-static int64_t fake_wall(void) { return wall_now; }
 
 /* What a callback saw: how often it ran, when, and the tasks' states. */
 struct probe {
@@ -69,9 +66,7 @@ static aw_engine_t *engine(struct event_base *base, int64_t retention_ms)
 
 static int setup(void **state)
 {
-    mono_now = T0_MONO;
-    wall_now = T0_WALL;
-    aw_clock_set_source(fake_mono, fake_wall);
+    fake_clock_start(T0_WALL);
     struct fx *f = calloc(1, sizeof *f);
     if (!f || !(f->base = event_base_new()))
         return -1;
@@ -86,15 +81,13 @@ static int teardown(void **state)
     aw_engine_free(f->e);
     event_base_free(f->base);
     free(f);
-    aw_clock_set_source(NULL, NULL);
+    fake_clock_stop();
     return 0;
 }
 
 static void advance(struct fx *f, int64_t ms)
 {
-    mono_now += ms;
-    wall_now += ms;
-    aw_engine_run_due(f->e);
+    fake_clock_advance(f->e, ms);
 }
 
 static aw_task_t *create(struct fx *f, json_t *args, int64_t timeout_ms)
