@@ -20,7 +20,11 @@
 /* Installs the engine observer and the heartbeat timer (on the engine's
  * event base). Reads AWAITD_SSE_HEARTBEAT_MS from the environment once.
  * Returns 0, or -1 on allocation failure. Calling it again with the same
- * engine does nothing. */
+ * engine does nothing.
+ * events_handle calls it on the first subscription, and nothing else
+ * should: rendering every change costs a create about a fifth of its
+ * speed, and before anyone subscribed no client can hold an event id to
+ * resume from (ids restart with the daemon), so nothing is lost. */
 int  events_init(aw_engine_t *e);
 /* Removes the observer and frees the ring and the timer. Call it after
  * http_server_free (which ends and frees every stream) and before

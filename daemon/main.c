@@ -492,8 +492,6 @@ int main(int argc, char **argv)
     app.engine = app.base ? aw_engine_new(app.base, &lim) : NULL;
     if (!app.engine || register_engine(app.engine, &cfg) < 0)
         fatal("out of memory while starting");
-    if (events_init(app.engine) < 0)
-        fatal("out of memory while starting");
     api_init();
     app.http = http_server_new(app.base, &cfg, app.engine, fd, api_handle);
     if (!app.http)
