@@ -23,7 +23,7 @@ endif
 PKGS       := libmicrohttpd jansson libevent inih libsystemd
 TEST_PKGS  := cmocka
 DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
-              libevent-dev libinih-dev libcmocka-dev libsystemd-dev curl jq
+              libevent-dev libinih-dev libcmocka-dev libsystemd-dev curl jq procps
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes
