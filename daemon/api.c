@@ -133,6 +133,9 @@ static void get_info(struct http_ctx *x)
     const struct config *c = http_config(x->srv);
     aw_engine_stats_t st;
     aw_engine_stats(http_engine(x->srv), &st);
+    uint64_t held = 0;
+    for (int i = 0; i < AW_NSTATES; i++)
+        held += st.held[i];
     aw_buf_t b;
     aw_buf_init(&b);
     aw_buf_printf(&b, "{\"version\":\"%s\",\"uptime_seconds\":%lld,\"kinds\":{",
@@ -142,14 +145,24 @@ static void get_info(struct http_ctx *x)
                       st.kinds[k].enabled ? "true" : "false");
     aw_buf_printf(&b, "},\"limits\":{\"max_tasks\":%llu,\"max_body_bytes\":%zu,"
                   "\"max_wait_seconds\":%g,\"max_wait_ids\":%u,"
-                  "\"retention_seconds\":%g,\"max_connections\":%u},"
-                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu},\"waiters\":%llu}\n",
+                  "\"retention_seconds\":%g,\"max_connections\":%u,"
+                  "\"shutdown_grace_seconds\":%g,\"exec_kill_grace_seconds\":%g,"
+                  "\"exec_max_output_bytes\":%zu},"
+                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu},\"waiters\":%llu,"
+                  "\"connections\":%u,\"sse_clients\":%u,\"queues\":{",
                   (unsigned long long)c->max_tasks, c->max_body_bytes, c->max_wait_seconds,
                   c->max_wait_ids, c->retention_seconds, c->max_connections,
+                  c->shutdown_grace_seconds, c->exec_kill_grace_seconds, c->exec_max_output,
                   (unsigned long long)(st.held[AW_PENDING] + st.held[AW_RUNNING]),
-                  (unsigned long long)(st.held[0] + st.held[1] + st.held[2] + st.held[3] +
-                                       st.held[4] + st.held[5]),
-                  (unsigned long long)st.waiters);
+                  (unsigned long long)held, (unsigned long long)st.waiters,
+                  http_open_connections(x->srv), events_clients());
+    for (const aw_queue_t *q = aw_engine_queues(http_engine(x->srv)); q; q = q->next) {
+        aw_utf8_add_json_str(&b, q->name);
+        aw_buf_printf(&b, ":{\"concurrency\":%u,\"running\":%u,\"pending\":%llu}%s",
+                      q->concurrency, q->running, (unsigned long long)q->npending,
+                      q->next ? "," : "");
+    }
+    aw_buf_adds(&b, "}}\n");
     http_reply(x, 200, &b, "application/json");
 }
 

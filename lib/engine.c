@@ -174,6 +174,11 @@ void aw_engine_set_limits(aw_engine_t *e, const aw_engine_limits_t *lim)
     e->limits = *lim;
 }
 
+const aw_queue_t *aw_engine_queues(const aw_engine_t *e)
+{
+    return e->queues;
+}
+
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out)
 {
     *out = e->stats;
