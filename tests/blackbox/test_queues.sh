@@ -36,6 +36,23 @@ case_concurrency_2_runs_two_at_a_time() {
     assert_between "$(elapsed "$t0")" 1.9 3.2 "seconds for 4 one-second tasks, 2 at a time"
 }
 
+case_info_reports_each_queue() {
+    local ids=() i
+    for i in 1 2 3; do
+        create '{"kind":"sleep","args":{"seconds":30},"queue":"pair"}'
+        ids+=("$ID")
+    done
+    req GET /v1/info
+    assert_status 200
+    assert_jq .queues.pair '{"concurrency":2,"running":2,"pending":1}'
+    assert_jq .queues.default.concurrency 0
+    for i in "${ids[@]}"; do
+        req POST "/v1/tasks/$i/cancel"
+    done
+    req GET /v1/info
+    assert_jq .queues.pair '{"concurrency":2,"running":0,"pending":0}'
+}
+
 case_default_queue_runs_all_at_once() {
     local t0 ids=() i
     t0=$(now)
