@@ -61,6 +61,7 @@ static const struct key {
     { "server", "max_body_bytes",    T_SIZE,             OFF(max_body_bytes),    1, "1048576" },
     { "server", "max_connections",   T_U32,              OFF(max_connections),   1, "12000" },
     { "server", "log_level",         T_LOG_LEVEL,        OFF(log_level),         0, "info" },
+    { "server", "access_log",        T_BOOL,             OFF(access_log),        0, "false" },
     { "server", "shutdown_grace_seconds", T_SECONDS,    OFF(shutdown_grace_seconds), 0, "10" },
     { "tasks",  "max_tasks",         T_U64,              OFF(max_tasks),         1, "1000000" },
     { "tasks",  "retention_seconds", T_SECONDS,          OFF(retention_seconds), 0, "3600" },

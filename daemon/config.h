@@ -43,6 +43,7 @@ struct config {
     bool     exec_allow_root;
     char    *exec_path;             /* PATH for jobs whose env has none */
     enum log_level log_level;
+    bool     access_log;            /* one info line per answered request */
     struct config_queue *queues;
     size_t   nqueues;
 };

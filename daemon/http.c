@@ -172,7 +172,10 @@ static void queue_response(struct http_ctx *x, unsigned status, struct MHD_Respo
     }
     MHD_queue_response(x->conn, status, resp);
     MHD_destroy_response(resp);
-    metrics_observe((enum metrics_route)x->route, status, now_us() - x->t0_us);
+    int64_t us = now_us() - x->t0_us;
+    metrics_observe((enum metrics_route)x->route, status, us);
+    if (x->srv->cfg->access_log)
+        log_info("access %s %s %u %.3f ms", x->method, x->path, status, (double)us / 1000);
     x->answered = true;
 }
 

@@ -192,4 +192,21 @@ case_keep_alive_reuses_one_connection() {
     assert_eq "$(echo "$conns" | paste -sd " ")" "1 0 0" "new connections for POST, 404, GET in one curl run"
 }
 
+case_access_log_lines_when_asked() {
+    start_daemon '[server]
+access_log = true'
+    req GET /healthz
+    req GET /no/such/path
+    stop_daemon
+    grep -q 'msg="access GET /healthz 200 [0-9.]* ms"' "$DLOG" ||
+        fail "no access line for /healthz in: $(grep access "$DLOG")"
+    grep -q 'msg="access GET /no/such/path 404 ' "$DLOG" ||
+        fail "no access line for the 404 in: $(grep access "$DLOG")"
+}
+
+case_no_access_log_by_default() {
+    req GET /healthz
+    ! grep -q 'msg="access ' "$DLOG" || fail "access lines without access_log = true"
+}
+
 run_cases
