@@ -399,7 +399,9 @@ static void get_output(struct http_ctx *x, const char *id)
         return;
     }
     int which = stream && strcmp(stream, "stderr") == 0 ? AW_STDERR : AW_STDOUT;
-    if (follow) {
+    /* A finished task's output is final: the plain answer is the whole
+     * stream. */
+    if (follow && !aw_task_done(t)) {
         struct follow *f = calloc(1, sizeof *f);
         if (!f || !(f->watch = aw_exec_watch(t, follow_woken, f))) {
             free(f);
