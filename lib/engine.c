@@ -276,6 +276,11 @@ static void dispatch(aw_engine_t *e, aw_queue_t *q)
     e->dispatching = false;
 }
 
+void aw__engine_dispatch(aw_engine_t *e, aw_queue_t *q)
+{
+    dispatch(e, q);
+}
+
 void aw_task_succeed(aw_engine_t *e, aw_task_t *t, char *result)
 {
     finish(e, t, AW_SUCCEEDED, AW_ERR_NONE, NULL, result);

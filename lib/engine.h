@@ -113,6 +113,16 @@ int  aw_task_cancel(aw_engine_t *e, aw_task_t *t);
 /* Forgets a finished task. Returns 0 or AW_EACTIVE. */
 int  aw_task_forget(aw_engine_t *e, aw_task_t *t);
 
+/* Reads back a task object that aw_task_write_json wrote (persistence at
+ * restart): a pending task is queued again, a running one ends failed with
+ * error type "interrupted" (nothing of its run survived), a finished one
+ * is kept until retention_seconds after its finished_at. An unknown queue
+ * is created, unlimited. New ids sort after every restored one.
+ * Returns 0 (with *out set when out is not NULL), AW_EINVAL (err says
+ * what), AW_EKIND, or -ENOMEM; on error nothing was added. */
+int  aw_engine_restore(aw_engine_t *e, json_t *obj, aw_task_t **out,
+                       char *err, size_t errlen);
+
 /* Daemon shutdown: starts no more tasks, and stops every running one; each
  * ends failed with error type "interrupted" (exec jobs after their group
  * is gone: SIGTERM, then SIGKILL after the grace). Pending tasks stay

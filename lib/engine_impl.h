@@ -39,6 +39,8 @@ struct aw_engine {
 
 /* Re-arms the libevent timer after the heap's head may have changed. */
 void aw__engine_arm(aw_engine_t *e);
+/* Starts q's pending tasks while it has room (restore.c). */
+void aw__engine_dispatch(aw_engine_t *e, aw_queue_t *q);
 /* waiter.c: a task the waiters hang on has finished. */
 void aw__waiters_task_done(aw_engine_t *e, aw_task_t *t);
 /* waiter.c: a waiter's deadline has come. */
