@@ -1,6 +1,6 @@
 /*
- * engine_impl.h — the engine's insides, shared by engine.c and waiter.c
- * only. Nothing outside lib/ includes this.
+ * engine_impl.h — the engine's insides, shared by engine.c, waiter.c and
+ * restore.c only. Nothing outside lib/ includes this.
  */
 #ifndef AW_ENGINE_IMPL_H
 #define AW_ENGINE_IMPL_H
