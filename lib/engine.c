@@ -99,7 +99,7 @@ struct event_base *aw_engine_base(const aw_engine_t *e)
     return e->base;
 }
 
-static aw_queue_t *find_queue(const aw_engine_t *e, const char *name)
+aw_queue_t *aw__engine_find_queue(const aw_engine_t *e, const char *name)
 {
     for (aw_queue_t *q = e->queues; q; q = q->next)
         if (strcmp(q->name, name) == 0)
@@ -111,7 +111,7 @@ static void dispatch(aw_engine_t *e, aw_queue_t *q);
 
 int aw_engine_set_queue(aw_engine_t *e, const char *name, uint32_t concurrency)
 {
-    aw_queue_t *q = find_queue(e, name);
+    aw_queue_t *q = aw__engine_find_queue(e, name);
     if (q) {
         q->concurrency = concurrency;
         dispatch(e, q);                 /* a raised limit starts tasks now */
@@ -124,11 +124,11 @@ int aw_engine_set_queue(aw_engine_t *e, const char *name, uint32_t concurrency)
     return 0;
 }
 
-static aw_kind_stats_t *find_kind(aw_engine_t *e, const char *name)
+aw_kind_stats_t *aw__engine_find_kind(const aw_engine_t *e, const char *name)
 {
     for (size_t i = 0; i < e->stats.nkinds; i++)
         if (strcmp(e->stats.kinds[i].kind->name, name) == 0)
-            return &e->stats.kinds[i];
+            return (aw_kind_stats_t *)&e->stats.kinds[i];
     return NULL;
 }
 
@@ -142,7 +142,7 @@ static aw_kind_stats_t *kind_stats(aw_engine_t *e, const aw_kind_t *k)
 
 int aw_engine_add_kind(aw_engine_t *e, const aw_kind_t *k, bool enabled)
 {
-    aw_kind_stats_t *ks = find_kind(e, k->name);
+    aw_kind_stats_t *ks = aw__engine_find_kind(e, k->name);
     if (!ks) {
         if (e->stats.nkinds == AW_MAX_KINDS)
             return -ENOSPC;
@@ -156,13 +156,13 @@ int aw_engine_add_kind(aw_engine_t *e, const aw_kind_t *k, bool enabled)
 
 bool aw_engine_kind_enabled(const aw_engine_t *e, const char *name)
 {
-    aw_kind_stats_t *ks = find_kind((aw_engine_t *)e, name);
+    aw_kind_stats_t *ks = aw__engine_find_kind(e, name);
     return ks && ks->enabled;
 }
 
 int aw_engine_enable_kind(aw_engine_t *e, const char *name, bool enabled)
 {
-    aw_kind_stats_t *ks = find_kind(e, name);
+    aw_kind_stats_t *ks = aw__engine_find_kind(e, name);
     if (!ks)
         return AW_EKIND;
     ks->enabled = enabled;
@@ -182,11 +182,6 @@ const aw_queue_t *aw_engine_queues(const aw_engine_t *e)
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out)
 {
     *out = e->stats;
-}
-
-const aw_engine_limits_t *aw_engine_limits(const aw_engine_t *e)
-{
-    return &e->limits;
 }
 
 void aw_engine_set_observer(aw_engine_t *e, aw_observer_cb cb, void *arg)
@@ -324,12 +319,12 @@ static int stop_running(aw_engine_t *e, aw_task_t *t, aw_stop_reason_t why)
 int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
                    aw_task_t **out, char *err, size_t errlen)
 {
-    aw_kind_stats_t *ks = find_kind(e, spec->kind);
+    aw_kind_stats_t *ks = aw__engine_find_kind(e, spec->kind);
     if (!ks) {
         snprintf(err, errlen, "unknown kind '%s'", spec->kind);
         return AW_EKIND;
     }
-    aw_queue_t *q = find_queue(e, spec->queue ? spec->queue : "default");
+    aw_queue_t *q = aw__engine_find_queue(e, spec->queue ? spec->queue : "default");
     if (!q) {
         snprintf(err, errlen, "unknown queue '%s'", spec->queue);
         return AW_EQUEUE;

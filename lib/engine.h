@@ -77,7 +77,6 @@ void aw_engine_set_limits(aw_engine_t *e, const aw_engine_limits_t *lim);
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out);
 /* The queues, for reports: follow ->next from the first. */
 const struct aw_queue *aw_engine_queues(const aw_engine_t *e);
-const aw_engine_limits_t *aw_engine_limits(const aw_engine_t *e);
 /* The observer sees every state change of every task, in the order they
  * happen, creation included: a new task is reported pending, and one that
  * gets a free slot at once is then reported running (and, if its kind

@@ -39,6 +39,9 @@ struct aw_engine {
 
 /* Re-arms the libevent timer after the heap's head may have changed. */
 void aw__engine_arm(aw_engine_t *e);
+/* The queue or registered kind of that name; NULL when none. */
+aw_queue_t      *aw__engine_find_queue(const aw_engine_t *e, const char *name);
+aw_kind_stats_t *aw__engine_find_kind(const aw_engine_t *e, const char *name);
 /* Starts q's pending tasks while it has room (restore.c). */
 void aw__engine_dispatch(aw_engine_t *e, aw_queue_t *q);
 /* waiter.c: a task the waiters hang on has finished. */

@@ -52,32 +52,14 @@ static int opt_time(json_t *o, const char *key, int64_t *out, char *err, size_t 
     return 0;
 }
 
+/* A queue the configuration no longer has: the task still needs one, and
+ * an unlimited one is what an operator who removed the limit expects. */
 static aw_queue_t *queue_for(aw_engine_t *e, const char *name)
 {
-    for (aw_queue_t *q = e->queues; q; q = q->next)
-        if (strcmp(q->name, name) == 0)
-            return q;
-    /* A queue the configuration no longer has: the task still needs one,
-     * unlimited, as an operator who removed the limit would expect. */
-    if (aw_engine_set_queue(e, name, 0) < 0)
-        return NULL;
-    return e->queues;                   /* set_queue adds at the head */
-}
-
-static const aw_kind_t *kind_named(const aw_engine_t *e, const char *name)
-{
-    for (size_t i = 0; i < e->stats.nkinds; i++)
-        if (strcmp(e->stats.kinds[i].kind->name, name) == 0)
-            return e->stats.kinds[i].kind;
-    return NULL;
-}
-
-static int error_type_parse(const char *s)
-{
-    for (int i = AW_ERR_NONE + 1; i < AW_NERRTYPES; i++)
-        if (strcmp(s, aw_error_type_name((aw_error_type_t)i)) == 0)
-            return i;
-    return -1;
+    aw_queue_t *q = aw__engine_find_queue(e, name);
+    if (!q && aw_engine_set_queue(e, name, 0) == 0)
+        q = aw__engine_find_queue(e, name);
+    return q;
 }
 
 int aw_engine_restore(aw_engine_t *e, json_t *o, aw_task_t **out, char *err, size_t errlen)
@@ -92,7 +74,8 @@ int aw_engine_restore(aw_engine_t *e, json_t *o, aw_task_t **out, char *err, siz
         snprintf(err, errlen, "not a task object: %s", jerr.text);
         return AW_EINVAL;
     }
-    const aw_kind_t *kind = kind_named(e, kind_name);
+    const aw_kind_stats_t *ks = aw__engine_find_kind(e, kind_name);
+    const aw_kind_t *kind = ks ? ks->kind : NULL;
     int state = aw_task_state_parse(state_name);
     if (!aw_task_id_valid(id) || aw__table_find(&e->table, id)) {
         snprintf(err, errlen, "id '%.40s' is malformed or taken", id);
@@ -116,7 +99,7 @@ int aw_engine_restore(aw_engine_t *e, json_t *o, aw_task_t **out, char *err, siz
     const char *etype = NULL, *emsg = NULL;
     if (error && !json_is_null(error) &&
         (json_unpack(error, "{s:s, s?s}", "type", &etype, "message", &emsg) < 0 ||
-         error_type_parse(etype) < 0)) {
+         aw_error_type_parse(etype) < 0)) {
         snprintf(err, errlen, "bad error object");
         return AW_EINVAL;
     }
@@ -142,7 +125,7 @@ int aw_engine_restore(aw_engine_t *e, json_t *o, aw_task_t **out, char *err, siz
     t->finished_at = finished_at;
     t->state = (uint8_t)state;
     if (aw_state_done(state)) {
-        t->error_type = etype ? (uint8_t)error_type_parse(etype) : AW_ERR_NONE;
+        t->error_type = etype ? (uint8_t)aw_error_type_parse(etype) : AW_ERR_NONE;
         if (result && !json_is_null(result) &&
             !(t->result = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY |
                                               JSON_REAL_PRECISION(15))))

@@ -36,6 +36,14 @@ int aw_task_state_parse(const char *s)
     return -1;
 }
 
+int aw_error_type_parse(const char *s)
+{
+    for (int i = AW_ERR_NONE + 1; i < AW_NERRTYPES; i++)
+        if (strcmp(s, error_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 int64_t aw_task_created_at(const aw_task_t *t)
 {
     return aw_task_id_time(t->id);

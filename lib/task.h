@@ -106,8 +106,9 @@ int aw__task_set_string(aw_task_t *t, enum aw_task_string which, const char *s);
 /* Contract names: "pending", ..., and "cancelled", "timeout", ... */
 const char *aw_task_state_name(aw_task_state_t s);
 const char *aw_error_type_name(aw_error_type_t t);
-/* Parses a state name; returns -1 when unknown. */
+/* Parse a state or error type name; return -1 when unknown. */
 int  aw_task_state_parse(const char *s);
+int  aw_error_type_parse(const char *s);
 static inline bool aw_state_done(int s) { return s >= AW_SUCCEEDED; }
 static inline bool aw_task_done(const aw_task_t *t) { return aw_state_done(t->state); }
 /* created_at, derived from the id (saves 8 bytes a task). */
