@@ -551,9 +551,7 @@ static void post_wait(struct http_ctx *x)
     aw_task_t **tasks = NULL;
     char msg[ERR_SIZE];
     int rw = AW_RETURN_ALL;
-    int64_t timeout_ms = aw_seconds_to_ms(DEFAULT_WAIT_SECONDS > http_config(x->srv)->max_wait_seconds
-                                       ? http_config(x->srv)->max_wait_seconds
-                                       : DEFAULT_WAIT_SECONDS);
+    int64_t timeout_ms = wait_timeout_ms(x, DEFAULT_WAIT_SECONDS);
     if (!json_is_array(ids) || json_array_size(ids) == 0) {
         http_reply_error(x, AW_EINVAL, "ids must be a non-empty array of task ids");
         goto out;
