@@ -20,24 +20,25 @@ BUILD := build-san
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS       := libmicrohttpd jansson libevent inih libsystemd
+PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3
 TEST_PKGS  := cmocka
 DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
-              libevent-dev libinih-dev libcmocka-dev libsystemd-dev curl jq procps
+              libevent-dev libinih-dev libcmocka-dev libsystemd-dev libsqlite3-dev \
+              sqlite3 curl jq procps
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -DAWAITD_VERSION='"$(VERSION)"' \
               -DAWAITD_SYSCONFDIR='"$(SYSCONFDIR)"' $(WARN) $(CFLAGS) $(SANFLAGS) \
-              -Ilib -Idaemon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
+              -pthread -Ilib -Idaemon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS) -pthread
 LIBS        = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c \
             lib/task.c lib/task_table.c lib/queue.c lib/waiter.c lib/engine.c \
             lib/task_json.c lib/restore.c lib/kind_sleep.c lib/kind_stub.c lib/kind_exec.c \
-            lib/child.c lib/utf8.c
+            lib/child.c lib/utf8.c lib/task_record.c lib/store.c
 DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c \
                daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))

@@ -17,7 +17,6 @@
 #include "errors.h"
 #include "events.h"
 #include "http_error.h"
-#include "kind_exec.h"
 #include "metrics.h"
 #include "queue.h"
 #include "task_json.h"
@@ -95,6 +94,106 @@ static json_t *parse_object(struct http_ctx *x)
         return NULL;
     }
     return root;
+}
+
+/* ---- durability: answers that wait for their commit ---- */
+
+/* The batch that holds every change made so far; 0 without a store. */
+static uint64_t barrier(struct http_ctx *x)
+{
+    aw_store_t *st = http_store(x->srv);
+    return st ? aw_store_barrier(st) : 0;
+}
+
+/* A write while the store cannot write: refused before anything changes. */
+static bool refuse_if_failing(struct http_ctx *x)
+{
+    aw_store_t *st = http_store(x->srv);
+    if (st && aw_store_failing(st)) {
+        http_reply_error(x, AW_ESTORAGE, NULL);
+        return true;
+    }
+    return false;
+}
+
+/* Holds the request until the batch with its change is committed; done
+ * then answers. Answers 503 itself when out of memory. */
+static void hold_for_commit(struct http_ctx *x, aw_task_t *t, http_commit_fn done)
+{
+    struct http_req *r = http_req_get(x);
+    if (!r) {
+        http_reply_error(x, -ENOMEM, NULL);
+        return;
+    }
+    http_req_hold_task(r, t);
+    http_hold(x, r, barrier(x), done);
+}
+
+static aw_task_t *held_task(struct http_req *r)
+{
+    size_t n;
+    aw_task_t **t = http_req_tasks(r, &n);
+    return n ? t[0] : NULL;
+}
+
+static void resume_task(struct http_req *r, unsigned status, const aw_task_t *t,
+                        const char *location)
+{
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_task_write_json(&b, t);
+    aw_buf_addc(&b, '\n');
+    http_resume_located(r, status, &b, location);
+}
+
+static void create_committed(struct http_req *r, bool ok)
+{
+    aw_task_t *t = held_task(r);
+    if (!ok || !t || !t->listed || t->held) {
+        http_resume_error(r, AW_ESTORAGE);
+        return;
+    }
+    char location[64];
+    snprintf(location, sizeof location, "/v1/tasks/%s", t->id);
+    resume_task(r, 201, t, location);
+}
+
+static void repeat_committed(struct http_req *r, bool ok)
+{
+    aw_task_t *t = held_task(r);
+    if (!ok || !t || !t->listed || t->held)
+        http_resume_error(r, AW_ESTORAGE);
+    else
+        resume_task(r, 200, t, NULL);
+}
+
+static void cancel_committed(struct http_req *r, bool ok)
+{
+    aw_task_t *t = held_task(r);
+    if (!ok || !t) {
+        http_resume_error(r, AW_ESTORAGE);
+    } else if (t->state == AW_CANCELLED || t->state == AW_RUNNING) {
+        resume_task(r, t->state == AW_RUNNING ? 202 : 200, t, NULL);
+    } else {
+        /* It finished otherwise before the cancel could take effect. */
+        aw_buf_t b;
+        aw_buf_init(&b);
+        aw_buf_adds(&b, "{\"error\":{\"code\":\"already_done\",\"message\":"
+                    "\"the task has already finished\"},\"task\":");
+        aw_task_write_json(&b, t);
+        aw_buf_adds(&b, "}\n");
+        http_resume(r, 409, &b);
+    }
+}
+
+static void delete_committed(struct http_req *r, bool ok)
+{
+    aw_buf_t empty;
+    aw_buf_init(&empty);
+    if (ok)
+        http_resume(r, 204, &empty);
+    else
+        http_resume_error(r, AW_ESTORAGE);
 }
 
 static aw_task_t *find_or_404(struct http_ctx *x, const char *id)
@@ -190,6 +289,10 @@ static void post_tasks(struct http_ctx *x)
     aw_engine_t *e = http_engine(x->srv);
     const char *key = http_header(x, "Idempotency-Key");
     aw_task_t *t = key ? aw_task_find_idempotent(e, key) : NULL;
+    if (t && t->held) {
+        hold_for_commit(x, t, repeat_committed);  /* the first create's commit */
+        return;
+    }
     if (t) {
         reply_task(x, 200, t);
         return;
@@ -223,13 +326,19 @@ static void post_tasks(struct http_ctx *x)
         }
         spec.timeout_ms = aw_seconds_to_ms(s);
     }
+    if (refuse_if_failing(x))
+        goto out;
+    spec.hold = http_store(x->srv) != NULL;
     int rc = aw_task_create(e, &spec, &t, err, sizeof err);
     if (rc < 0) {
         http_reply_error(x, rc, rc == -ENOMEM ? NULL : err);
         goto out;
     }
-    /* Persistence will hold this answer back until the task is durably
-     * stored (group commit), suspending the request like a wait. */
+    if (spec.hold) {
+        /* Answered once the task is committed (store.h: group commit). */
+        hold_for_commit(x, t, create_committed);
+        goto out;
+    }
     char location[64];
     snprintf(location, sizeof location, "/v1/tasks/%s", t->id);
     aw_buf_t b;
@@ -321,11 +430,18 @@ static void delete_task(struct http_ctx *x, const char *id)
     aw_task_t *t = find_or_404(x, id);
     if (!t)
         return;
-    int rc = aw_task_forget(http_engine(x->srv), t);
-    if (rc < 0)
-        http_reply_error(x, rc, "the task is still active; cancel it first");
-    else
+    aw_engine_t *e = http_engine(x->srv);
+    if (!aw_task_done(t)) {
+        http_reply_error(x, AW_EACTIVE, "the task is still active; cancel it first");
+    } else if (http_store(x->srv)) {
+        if (refuse_if_failing(x))
+            return;
+        aw_task_ask(e, t, AW_ASK_FORGET, true);
+        hold_for_commit(x, t, delete_committed);
+    } else {
+        aw_task_forget(e, t);
         http_reply_empty(x, 204);
+    }
 }
 
 static void cancel_task(struct http_ctx *x, const char *id)
@@ -333,11 +449,18 @@ static void cancel_task(struct http_ctx *x, const char *id)
     aw_task_t *t = find_or_404(x, id);
     if (!t)
         return;
-    int rc = aw_task_cancel(http_engine(x->srv), t);
-    if (rc == AW_EDONE)
-        http_reply_error_task(x, rc, NULL, t);
-    else
+    aw_engine_t *e = http_engine(x->srv);
+    if (aw_task_done(t)) {
+        http_reply_error_task(x, AW_EDONE, NULL, t);
+    } else if (http_store(x->srv)) {
+        if (refuse_if_failing(x))
+            return;
+        aw_task_ask(e, t, AW_ASK_CANCEL, true);
+        hold_for_commit(x, t, cancel_committed);
+    } else {
+        int rc = aw_task_cancel(e, t);
         reply_task(x, rc == 0 ? 200 : 202, t);
+    }
 }
 
 /* output?follow=true: a chunked stream fed by the job's output events. */
@@ -354,7 +477,7 @@ static long follow_read(void *ctx, char *buf, size_t max)
     struct follow *f = ctx;
     const char *data;
     size_t len;
-    if (aw_exec_output(f->task, f->which, &data, &len) < 0)
+    if (aw_task_output(f->task, f->which, &data, &len) < 0)
         return -1;
     if (f->sent < len) {
         size_t n = len - f->sent < max ? len - f->sent : max;
@@ -375,7 +498,7 @@ static void follow_woken(void *arg)
 static void follow_free(void *ctx)
 {
     struct follow *f = ctx;
-    aw_exec_unwatch(f->watch);
+    aw_task_unwatch_output(f->task, f->watch);
     free(f);
 }
 
@@ -394,8 +517,10 @@ static void get_output(struct http_ctx *x, const char *id)
         http_reply_error(x, AW_EINVAL, "follow must be true, false, 1 or 0");
         return;
     }
-    if (!t->kind->has_output) {
-        http_reply_error(x, AW_ENOOUTPUT, "only exec tasks have output");
+    if (!t->kind->output) {
+        char msg[ERR_SIZE];
+        snprintf(msg, sizeof msg, "tasks of kind '%s' have no output", t->kind->name);
+        http_reply_error(x, AW_ENOOUTPUT, msg);
         return;
     }
     int which = stream && strcmp(stream, "stderr") == 0 ? AW_STDERR : AW_STDOUT;
@@ -403,7 +528,7 @@ static void get_output(struct http_ctx *x, const char *id)
      * stream. */
     if (follow && !aw_task_done(t)) {
         struct follow *f = calloc(1, sizeof *f);
-        if (!f || !(f->watch = aw_exec_watch(t, follow_woken, f))) {
+        if (!f || !(f->watch = aw_task_watch_output(t, follow_woken, f))) {
             free(f);
             http_reply_error(x, -ENOMEM, NULL);
             return;
@@ -415,7 +540,7 @@ static void get_output(struct http_ctx *x, const char *id)
     }
     const char *data;
     size_t len;
-    int rc = aw_exec_output(t, which, &data, &len);
+    int rc = aw_task_output(t, which, &data, &len);
     if (rc < 0) {
         http_reply_error(x, rc, NULL);
         return;
@@ -459,6 +584,14 @@ static void render_many(aw_buf_t *b, aw_task_t **tasks, size_t n)
     aw_buf_adds(b, "}\n");
 }
 
+/* A wait answer shows the tasks as they are now; one that shows a
+ * terminal state goes out once that state is committed. */
+static uint64_t wait_barrier(struct http_req *r)
+{
+    aw_store_t *st = http_store(http_req_server(r));
+    return st ? aw_store_barrier(st) : 0;
+}
+
 static void finish_one(struct http_req *r)
 {
     size_t n;
@@ -466,7 +599,7 @@ static void finish_one(struct http_req *r)
     aw_buf_t b;
     aw_buf_init(&b);
     render_one(&b, tasks, n);
-    http_resume(r, 200, &b);
+    http_resume_after(r, wait_barrier(r), 200, &b);
 }
 
 static void finish_many(struct http_req *r)
@@ -476,7 +609,7 @@ static void finish_many(struct http_req *r)
     aw_buf_t b;
     aw_buf_init(&b);
     render_many(&b, tasks, n);
-    http_resume(r, 200, &b);
+    http_resume_after(r, wait_barrier(r), 200, &b);
 }
 
 static void waiter_fired(aw_waiter_t *w, void *arg)
@@ -506,7 +639,7 @@ static void start_wait(struct http_ctx *x, aw_task_t **tasks, size_t n, bool man
         aw_buf_t b;
         aw_buf_init(&b);
         (many ? render_many : render_one)(&b, tasks, n);
-        http_reply(x, 200, &b, "application/json");
+        http_reply_after(x, barrier(x), 200, &b);
     } else {
         http_suspend(x, r, w, many ? finish_many : finish_one);
     }

@@ -44,6 +44,8 @@ enum type {
     T_SECONDS_POSITIVE, /* a number > 0 */
     T_ALLOW,            /* whitespace-separated absolute paths or globs */
     T_PATH_LIST,        /* colon-separated absolute directories */
+    T_DIR,              /* a directory path, or empty */
+    T_SYNC,             /* full or normal */
 };
 
 #define OFF(field) offsetof(struct config, field)
@@ -75,6 +77,8 @@ static const struct key {
     { "exec",   "max_output_bytes",  T_SIZE,             OFF(exec_max_output),   0, "1048576" },
     { "exec",   "allow_root",        T_BOOL,             OFF(exec_allow_root),   0, "false" },
     { "exec",   "path",              T_PATH_LIST,        OFF(exec_path),         0, "/usr/local/bin:/usr/bin:/bin" },
+    { "storage", "state_dir",        T_DIR,              OFF(state_dir),         0, "" },
+    { "storage", "sync",             T_SYNC,             OFF(sync_full),         0, "full" },
     { "queue",  "concurrency",       T_U32, offsetof(struct config_queue, concurrency), 0, "0" },
 };
 
@@ -285,6 +289,19 @@ static int set_value(struct config *c, const struct key *k, void *base,
             return -1;
         }
         return replace_string(slot, v, why, len);
+    case T_DIR:
+        if (strlen(v) >= 2048) {
+            set_err(why, len, "expected a directory path shorter than 2048 bytes");
+            return -1;
+        }
+        return replace_string(slot, v, why, len);
+    case T_SYNC:
+        if (strcasecmp(v, "full") == 0 || strcasecmp(v, "normal") == 0) {
+            *(bool *)slot = strcasecmp(v, "full") == 0;
+            return 0;
+        }
+        set_err(why, len, "expected full or normal, got \"%s\"", v);
+        return -1;
     case T_SECONDS:
     case T_SECONDS_POSITIVE:
         if (parse_seconds(v, k->type == T_SECONDS_POSITIVE, &d) < 0) {
@@ -420,7 +437,7 @@ int config_set_listen(struct config *c, const char *hostport, char *err, size_t 
  * so that a bare "[queue:jobs]" declares a queue with default settings. */
 static void enter_section(struct parse *p, const char *name, size_t len)
 {
-    static const char *const plain[] = { "server", "tasks", "kinds", "exec" };
+    static const char *const plain[] = { "server", "tasks", "kinds", "exec", "storage" };
     char qname[QUEUE_NAME_MAX + 1];
     const char *q;
     size_t i, qlen;
@@ -569,6 +586,7 @@ void config_close(struct config *c)
     free(c->auth_token);
     free(c->exec_allow);
     free(c->exec_path);
+    free(c->state_dir);
     for (i = 0; i < c->nqueues; i++)
         free(c->queues[i].name);
     free(c->queues);

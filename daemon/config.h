@@ -42,6 +42,9 @@ struct config {
     size_t   exec_max_output;       /* bytes per stream: default and ceiling */
     bool     exec_allow_root;
     char    *exec_path;             /* PATH for jobs whose env has none */
+    /* [storage] */
+    char    *state_dir;             /* "" = memory only */
+    bool     sync_full;             /* sync = full (else normal) */
     enum log_level log_level;
     bool     access_log;            /* one info line per answered request */
     struct config_queue *queues;

@@ -55,6 +55,8 @@ static const char ping[] = ": ping\n\n";
 /* One rendered event. Its id is its place in the ring. */
 struct event_rec {
     size_t  len;
+    uint64_t seq;                       /* the store batch it waits for; 0: none */
+    bool    voided;                     /* its task's create was refused */
     uint8_t state;                      /* the task's state in this event */
     char    task_id[AW_TASK_ID_SIZE];
     char    text[];                     /* id:, event:, data: lines, blank line */
@@ -68,6 +70,7 @@ struct client {
     size_t                 off;         /* bytes of that event already sent */
     aw_buf_t               note;        /* sent before any ring event */
     size_t                 note_off;
+    uint64_t               note_seq;    /* the batch the note waits for */
     uint8_t                ping_left;   /* bytes of `ping` still to send */
     bool                   active;      /* sent something since the last tick */
     bool                   finished;    /* ?id=: the final state is sent or queued */
@@ -77,6 +80,9 @@ struct client {
 
 static struct {
     aw_engine_t       *engine;          /* NULL until events_init */
+    aw_store_t        *store;           /* NULL: memory only */
+    uint64_t           durable;         /* the store's durable batch */
+    uint64_t           reserved;        /* ids below this may be used */
     struct event      *heartbeat;       /* armed while there are clients */
     struct timeval     period;
     struct event_rec  *ring[RING_EVENTS];
@@ -177,6 +183,8 @@ static long client_read(void *ctx, char *buf, size_t max)
     size_t n = 0;
     while (n < max && !c->dropped) {
         if (c->off == 0 && c->note_off < c->note.len) {
+            if (c->note_seq > ev.durable)
+                break;                  /* its state is not committed yet */
             size_t k = copy_out(buf + n, max - n, c->note.data + c->note_off,
                                 c->note.len - c->note_off);
             n += k;
@@ -199,7 +207,9 @@ static long client_read(void *ctx, char *buf, size_t max)
                     drop(c, "it fell behind the kept events");
                 break;
             }
-            if (!wants(c, r)) {
+            if (r->seq > ev.durable && c->off == 0)
+                break;                  /* sent once its change is committed */
+            if (!wants(c, r) || r->voided) {
                 c->cursor++;
                 continue;
             }
@@ -262,11 +272,45 @@ static void lose_event(void)
         drop(c, "an event was lost (out of memory)");
 }
 
-/* The engine's observer: renders the change once, keeps it in the ring,
- * and wakes the clients that want it. */
-static void on_change(void *arg, const aw_task_t *t)
+/* The engine's listener: renders the change once, keeps it in the ring,
+ * and wakes the clients that want it. Forgetting a task is no state
+ * change and makes no event. */
+/* A held create that the store refused: its events must never be sent.
+ * They can only be among those not yet committed, at the ring's end. */
+static void void_events_of(const aw_task_t *t)
+{
+    for (uint64_t id = ev.newest; id >= ring_oldest() && id > 0; id--) {
+        struct event_rec *r = ev.ring[id % RING_EVENTS];
+        if (r->seq <= ev.durable)
+            break;
+        if (strcmp(r->task_id, t->id) == 0)
+            r->voided = true;
+    }
+}
+
+/* Event ids never repeat across restarts: the store keeps events_next,
+ * the first id a later run may use, and each run takes ids in blocks
+ * written ahead of their use. An event is sent only after its batch is
+ * committed, so no id reaches a client before its block is on disk. */
+#define ID_BLOCK ((uint64_t)1 << 20)
+
+static void reserve_ids(void)
+{
+    if (!ev.store || ev.newest + 1 < ev.reserved)
+        return;
+    ev.reserved = ev.newest + 1 + ID_BLOCK;
+    aw_store_meta_set(ev.store, "events_next", (int64_t)ev.reserved);
+}
+
+static void on_change(void *arg, aw_task_event_t what, aw_task_t *t)
 {
     (void)arg;
+    if (what == AW_TASK_FORGOTTEN) {
+        if (t->held)
+            void_events_of(t);
+        return;
+    }
+    reserve_ids();
     aw_buf_t *b = &ev.scratch;
     aw_buf_reset(b);
     aw_buf_printf(b, "id: %" PRIu64 "\nevent: task\ndata: ", ev.newest + 1);
@@ -279,6 +323,8 @@ static void on_change(void *arg, const aw_task_t *t)
         return;
     }
     r->len = b->len;
+    r->seq = ev.store ? aw_store_barrier(ev.store) : 0;
+    r->voided = false;
     r->state = t->state;
     memcpy(r->task_id, t->id, sizeof r->task_id);
     memcpy(r->text, b->data, b->len);
@@ -333,16 +379,37 @@ static struct timeval heartbeat_period(void)
     return (struct timeval){ .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 }
 
-int events_init(aw_engine_t *e)
+void events_committed(uint64_t durable)
+{
+    if (!ev.engine || durable == ev.durable)
+        return;
+    ev.durable = durable;
+    for (struct client *c = ev.clients; c; c = c->next)
+        if (!c->dropped)
+            wake(c);
+}
+
+int events_init(aw_engine_t *e, aw_store_t *store)
 {
     if (ev.engine)
         return ev.engine == e ? 0 : -1;
+    ev.store = store;
+    if (store) {
+        ev.durable = aw_store_durable(store);
+        int64_t next = aw_store_meta_get(store, "events_next");
+        ev.newest = next > 0 ? (uint64_t)next - 1 : 0;
+        ev.reserved = ev.newest + 1;    /* the first event reserves a block */
+    }
     ev.heartbeat = event_new(aw_engine_base(e), -1, EV_PERSIST, heartbeat_cb, NULL);
     if (!ev.heartbeat)
         return -1;
     ev.period = heartbeat_period();
     aw_buf_init(&ev.scratch);
-    aw_engine_set_observer(e, on_change, NULL);
+    if (aw_engine_listen(e, on_change, NULL) < 0) {
+        event_free(ev.heartbeat);
+        ev.heartbeat = NULL;
+        return -1;
+    }
     ev.engine = e;
     return 0;
 }
@@ -351,7 +418,7 @@ void events_free(void)
 {
     if (!ev.engine)
         return;
-    aw_engine_set_observer(ev.engine, NULL, NULL);
+    aw_engine_unlisten(ev.engine, on_change, NULL);
     ev.engine = NULL;
     event_free(ev.heartbeat);
     ev.heartbeat = NULL;
@@ -403,7 +470,7 @@ static void note_current(struct client *c, const aw_task_t *t)
 static void note_unknown_last(struct client *c, uint64_t last, uint64_t from)
 {
     const char *why = last > ev.newest
-        ? "is unknown (event ids restart with the daemon)"
+        ? "is unknown (newer than any event of this daemon)"
         : "is older than the kept events";
     if (!from)
         aw_buf_printf(&c->note, ": last event id %" PRIu64 " %s; starting from the "
@@ -416,7 +483,7 @@ static void note_unknown_last(struct client *c, uint64_t last, uint64_t from)
 void events_handle(struct http_ctx *x)
 {
     aw_engine_t *e = http_engine(x->srv);
-    if (events_init(e) < 0) {
+    if (events_init(e, http_store(x->srv)) < 0) {
         http_reply_error(x, -ENOMEM, NULL);
         return;
     }
@@ -463,6 +530,7 @@ void events_handle(struct http_ctx *x)
             if (has_last)
                 note_unknown_last(c, last, 0);
             note_current(c, t);
+            c->note_seq = ev.store ? aw_store_barrier(ev.store) : 0;
             c->finished = aw_task_done(t);
         }
     } else if (kept) {

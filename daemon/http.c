@@ -53,13 +53,23 @@ struct http_req {
     void                 (*finish)(struct http_req *r);
     aw_task_t            **tasks;
     size_t                 ntasks;
+    bool                   refs_tasks;      /* tasks are referenced (holds) */
     bool                   suspended;
+    bool                   counted;         /* in waits_open */
     bool                   ready;
     unsigned               resp_status;
+    int                    resp_error;      /* an error value to answer instead */
     aw_buf_t               resp;
+    char                  *location;        /* Location of the answer, or NULL */
     int                    route;           /* of the suspended request */
     int64_t                t0_us;
     struct http_req       *prev, *next;     /* server's suspended list */
+    /* Holding for a commit: a write waits for its batch (on_commit set),
+     * a read's prepared answer for the durable point (on_commit NULL). */
+    bool                   holding;
+    uint64_t               hold_seq;
+    http_commit_fn         on_commit;
+    struct http_req       *hprev, *hnext;   /* server's held list, by hold_seq */
 };
 
 struct http_stream {
@@ -82,6 +92,9 @@ struct http_server {
     int                  listen_fd;
     struct event        *mhd_ev, *mhd_timer, *pump_ev, *drain_ev;
     struct http_req     *suspended;
+    struct http_req     *held, *held_tail;
+    uint64_t             durable;           /* the store's; UINT64_MAX: no store */
+    aw_store_t          *store;
     struct http_stream  *streams;
     unsigned             waits_open;        /* waits and streams not yet done */
     bool                 draining;
@@ -347,6 +360,15 @@ void http_stream_wake(struct http_stream *st)
 
 /* ---- request state and suspension ---- */
 
+static void count_open(struct http_req *r)
+{
+    if (!r->counted) {
+        r->counted = true;
+        r->srv->waits_open++;
+    }
+}
+
+
 static struct http_req *req_new(struct http_server *s, struct MHD_Connection *c)
 {
     struct http_req *r = calloc(1, sizeof *r);
@@ -399,7 +421,7 @@ void http_suspend(struct http_ctx *x, struct http_req *r, aw_waiter_t *w,
     if (s->suspended)
         s->suspended->prev = r;
     s->suspended = r;
-    s->waits_open++;
+    count_open(r);
     MHD_suspend_connection(x->conn);
     x->answered = true;
 }
@@ -418,17 +440,153 @@ static void unlink_suspended(struct http_req *r)
     r->suspended = false;
 }
 
-void http_resume(struct http_req *r, unsigned status, aw_buf_t *b)
+static void send_prepared(struct http_req *r)
+{
+    r->ready = true;
+    MHD_resume_connection(r->conn);
+    /* Many resumes in one loop turn cost one MHD_run (see pump). */
+    event_active(r->srv->pump_ev, EV_READ, 0);
+}
+
+static void keep_answer(struct http_req *r, unsigned status, aw_buf_t *b)
 {
     r->resp_status = status;
     aw_buf_close(&r->resp);
     r->resp = *b;
     aw_buf_init(b);
-    r->ready = true;
+}
+
+void http_resume(struct http_req *r, unsigned status, aw_buf_t *b)
+{
+    keep_answer(r, status, b);
     unlink_suspended(r);
-    MHD_resume_connection(r->conn);
-    /* Many resumes in one loop turn cost one MHD_run (notes P6). */
-    event_active(r->srv->pump_ev, EV_READ, 0);
+    send_prepared(r);
+}
+
+void http_resume_error(struct http_req *r, int value)
+{
+    aw_buf_t empty;
+    aw_buf_init(&empty);
+    r->resp_error = value;
+    http_resume(r, 0, &empty);
+}
+
+void http_resume_located(struct http_req *r, unsigned status, aw_buf_t *b,
+                         const char *location)
+{
+    free(r->location);
+    r->location = location ? strdup(location) : NULL;
+    http_resume(r, status, b);
+}
+
+/* ---- holding answers until their commit ---- */
+
+static void hold_link(struct http_req *r, uint64_t seq, http_commit_fn done)
+{
+    struct http_server *s = r->srv;
+    r->holding = true;
+    r->hold_seq = seq;
+    r->on_commit = done;
+    r->hnext = NULL;
+    r->hprev = s->held_tail;
+    if (s->held_tail)
+        s->held_tail->hnext = r;
+    else
+        s->held = r;
+    s->held_tail = r;
+}
+
+static void hold_unlink(struct http_req *r)
+{
+    struct http_server *s = r->srv;
+    if (!r->holding)
+        return;
+    if (r->hprev)
+        r->hprev->hnext = r->hnext;
+    else
+        s->held = r->hnext;
+    if (r->hnext)
+        r->hnext->hprev = r->hprev;
+    else
+        s->held_tail = r->hprev;
+    r->hprev = r->hnext = NULL;
+    r->holding = false;
+}
+
+bool http_durable(const struct http_server *s, uint64_t seq)
+{
+    return seq <= s->durable;
+}
+
+aw_store_t *http_store(const struct http_server *s)
+{
+    return s->store;
+}
+
+struct http_server *http_req_server(const struct http_req *r)
+{
+    return r->srv;
+}
+
+void http_hold(struct http_ctx *x, struct http_req *r, uint64_t seq, http_commit_fn done)
+{
+    r->route = x->route;
+    r->t0_us = x->t0_us;
+    count_open(r);
+    hold_link(r, seq, done);
+    MHD_suspend_connection(x->conn);
+    x->answered = true;
+}
+
+void http_reply_after(struct http_ctx *x, uint64_t seq, unsigned status, aw_buf_t *b)
+{
+    struct http_req *r;
+    if (http_durable(x->srv, seq) || !(r = http_req_get(x))) {
+        http_reply(x, status, b, "application/json");
+        return;
+    }
+    keep_answer(r, status, b);
+    http_hold(x, r, seq, NULL);
+}
+
+void http_resume_after(struct http_req *r, uint64_t seq, unsigned status, aw_buf_t *b)
+{
+    keep_answer(r, status, b);
+    unlink_suspended(r);
+    if (http_durable(r->srv, seq))
+        send_prepared(r);
+    else
+        hold_link(r, seq, NULL);
+}
+
+void http_req_hold_task(struct http_req *r, aw_task_t *t)
+{
+    aw_task_t **tasks = malloc(sizeof *tasks);
+    if (!tasks)
+        return;
+    aw_task_ref(t);
+    tasks[0] = t;
+    http_req_set_tasks(r, tasks, 1);
+    r->refs_tasks = true;
+}
+
+void http_server_committed(struct http_server *s, uint64_t first, uint64_t last,
+                           bool ok, uint64_t durable)
+{
+    (void)first;
+    s->durable = durable;
+    struct http_req *r = s->held, *next;
+    for (; r && r->hold_seq <= last; r = next) {
+        next = r->hnext;
+        if (r->on_commit) {
+            http_commit_fn done = r->on_commit;
+            hold_unlink(r);
+            done(r, ok);
+        } else if (r->hold_seq <= durable) {
+            hold_unlink(r);
+            send_prepared(r);
+        }
+    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -444,13 +602,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->waiter)
         aw_wait_abandon(r->waiter);
     unlink_suspended(r);
-    if (r->finish) {
+    hold_unlink(r);
+    if (r->counted) {
         s->waits_open--;
         drain_check(s);
     }
     aw_buf_close(&r->body);
     aw_buf_close(&r->resp);
+    if (r->refs_tasks)
+        for (size_t i = 0; i < r->ntasks; i++)
+            aw_task_unref(r->tasks[i]);
     free(r->tasks);
+    free(r->location);
     free(r);
 }
 
@@ -526,7 +689,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         r->ready = false;
         x.route = r->route;
         x.t0_us = r->t0_us;
-        http_reply(&x, r->resp_status, &r->resp, "application/json");
+        if (r->resp_error)
+            http_reply_error(&x, r->resp_error, NULL);
+        else
+            reply(&x, r->resp_status, &r->resp, "application/json", r->location);
         return MHD_YES;
     }
     if (!authorized(s, conn, url)) {
@@ -575,7 +741,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
-                                    aw_engine_t *engine, int listen_fd,
+                                    aw_engine_t *engine, aw_store_t *store, int listen_fd,
                                     http_handler_fn handler)
 {
     struct http_server *s = calloc(1, sizeof *s);
@@ -586,6 +752,8 @@ struct http_server *http_server_new(struct event_base *base, const struct config
     s->base = base;
     s->cfg = cfg;
     s->engine = engine;
+    s->store = store;
+    s->durable = store ? aw_store_durable(store) : UINT64_MAX;
     s->handler = handler;
     s->listen_fd = listen_fd;
     s->mhd = MHD_start_daemon(
@@ -659,6 +827,18 @@ void http_server_drain(struct http_server *s, void (*done)(void *), void *arg)
             aw_wait_abandon(w);
         }
     }
+    /* The store was synced before the drain: what is still held waits
+     * for a batch that failed, or for a store that cannot write now.
+     * Writes are refused; reads are sent as they are. */
+    while (s->held) {
+        struct http_req *r = s->held;
+        http_commit_fn settle = r->on_commit;
+        hold_unlink(r);
+        if (settle)
+            settle(r, false);
+        else
+            send_prepared(r);
+    }
     for (struct http_stream *st = s->streams; st; st = st->next) {
         st->ended = true;               /* the reader ends each stream */
         http_stream_wake(st);
@@ -674,7 +854,7 @@ void http_server_free(struct http_server *s)
         return;
     /* MHD forbids stopping with suspended connections (notes P5): answer
      * them first. Only reached without a drain on start-up failure. */
-    if (s->suspended || s->streams)
+    if (s->suspended || s->streams || s->held)
         http_server_drain(s, NULL, NULL);
     if (s->mhd) {
         MHD_run(s->mhd);

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "config.h"
 #include "engine.h"
+#include "store.h"
 
 struct event_base;
 struct MHD_Connection;
@@ -48,8 +49,9 @@ typedef void (*http_handler_fn)(struct http_ctx *x);
 
 /* Starts serving on listen_fd (bound and listening; the server owns it).
  * Returns NULL with a message logged. */
+/* store NULL: memory only, nothing is ever held for a commit. */
 struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
-                                    aw_engine_t *engine, int listen_fd,
+                                    aw_engine_t *engine, aw_store_t *store, int listen_fd,
                                     http_handler_fn handler);
 /* Stops accepting new connections; open ones are still served (a graceful
  * shutdown lets running tasks end before http_server_drain). Idempotent. */
@@ -110,5 +112,36 @@ aw_task_t **http_req_tasks(struct http_req *r, size_t *n);
 void  http_req_waiter_fired(struct http_req *r);
 /* Queues the answer of a suspended request and wakes it up. */
 void http_resume(struct http_req *r, unsigned status, aw_buf_t *b);
+/* The same with the error table's answer for an error value. */
+void http_resume_error(struct http_req *r, int value);
+void http_resume_located(struct http_req *r, unsigned status, aw_buf_t *b,
+                         const char *location);
+
+/* Holding an answer until its commit (durable store, see store.h).
+ *
+ * An answer that reports a change is sent only once the store has
+ * committed the batch that holds it; the numbers are the store's batch
+ * numbers (aw_store_barrier). Two kinds of holds:
+ *   http_hold         a write (create, cancel, delete): done(r, ok) is
+ *                     called when that batch is committed (ok) or failed,
+ *                     and must answer with http_resume*;
+ *   http_reply_after  a read whose answer is ready (a wait that is over):
+ *   http_resume_after it is sent once every change up to that batch is
+ *                     durable.
+ * The store's news reaches the server through http_server_committed. At
+ * a drain, what is still held is settled: writes as failed, reads sent. */
+typedef void (*http_commit_fn)(struct http_req *r, bool ok);
+aw_store_t *http_store(const struct http_server *s);
+struct http_server *http_req_server(const struct http_req *r);
+/* Whether every change up to batch seq is durable (always, without a store). */
+bool http_durable(const struct http_server *s, uint64_t seq);
+void http_hold(struct http_ctx *x, struct http_req *r, uint64_t seq, http_commit_fn done);
+void http_reply_after(struct http_ctx *x, uint64_t seq, unsigned status, aw_buf_t *b);
+void http_resume_after(struct http_req *r, uint64_t seq, unsigned status, aw_buf_t *b);
+/* The request keeps a reference on t (http_req_tasks returns it) until
+ * it is freed: a held create or cancel renders t when its commit comes. */
+void http_req_hold_task(struct http_req *r, aw_task_t *t);
+void http_server_committed(struct http_server *s, uint64_t first, uint64_t last,
+                           bool ok, uint64_t durable);
 
 #endif

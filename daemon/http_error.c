@@ -24,6 +24,7 @@ static const struct http_error table[] = {
     { AW_EACTIVE,         409, "not_done", "the task has not finished yet" },
     { HTTP_ETOOLARGE,     413, "payload_too_large", "the request body is larger than max_body_bytes" },
     { AW_ECAPACITY,       503, "capacity", "too many unfinished tasks; retry later" },
+    { AW_ESTORAGE,        503, "storage", "the change could not be stored (disk full or I/O error); nothing was changed" },
     { -ENOMEM,            503, "out_of_memory", "out of memory" },
 };
 

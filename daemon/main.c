@@ -38,6 +38,7 @@
 #include "kind_exec.h"
 #include "log.h"
 #include "service.h"
+#include "store.h"
 
 #define DEFAULT_CONFIG AWAITD_SYSCONFDIR "/awaitd/awaitd.conf"
 /* File descriptors kept back from the connection limit for everything
@@ -134,8 +135,8 @@ static int bind_listener(const struct config *c)
 }
 
 /* Hands [exec] to the kind. The allow string is split in place of a copy;
- * aw_exec_configure copies what it keeps. Returns 0 or -1 with err set. */
-static int configure_exec(const struct config *c, char *err, size_t errlen)
+ * the kind copies what it keeps. Returns 0 or -1 with err set. */
+static int configure_exec(aw_engine_t *e, const struct config *c, char *err, size_t errlen)
 {
     char *list = strdup(c->exec_allow), *save = NULL;
     const char **allow = calloc(strlen(c->exec_allow) / 2 + 1, sizeof *allow);
@@ -150,7 +151,7 @@ static int configure_exec(const struct config *c, char *err, size_t errlen)
             .max_output = c->exec_max_output, .allow_root = c->exec_allow_root,
             .path = c->exec_path,
         };
-        rc = aw_exec_configure(&xc, err, errlen) < 0 ? -1 : 0;
+        rc = aw_engine_configure_kind(e, "exec", &xc, err, errlen) < 0 ? -1 : 0;
     } else {
         snprintf(err, errlen, "out of memory");
     }
@@ -188,10 +189,16 @@ static int check_config(const struct config *c, const char *path, char *err, siz
     return 0;
 }
 
+struct app;
+static int open_store(struct app *app, const struct config *c);
+static void on_commit(void *arg, uint64_t first, uint64_t last, bool ok,
+                      uint64_t durable, const char *message);
+
 struct app {
     struct event_base  *base;
     struct http_server *http;
     aw_engine_t        *engine;
+    aw_store_t         *store;          /* NULL: memory only */
     struct service     *svc;
     struct config      *cfg;            /* the running configuration */
     const char         *config_path;    /* --config; NULL: the default file */
@@ -201,6 +208,54 @@ struct app {
     aw_waiter_t        *grace;          /* waits out running tasks at stop */
     struct event       *drain_ev;
 };
+
+/* ---- the store ---- */
+
+static void load_warning(void *arg, const char *msg)
+{
+    (void)arg;
+    log_warnx("%s", msg);
+}
+
+/* Opens, starts and loads the store. Returns 0, or -1 after printing the
+ * one-line reason (exit status 2). */
+static int open_store(struct app *app, const struct config *c)
+{
+    char err[CONFIG_ERR_SIZE];
+    aw_store_loaded_t ld;
+    if (aw_store_open(c->state_dir, c->sync_full ? AW_SYNC_FULL : AW_SYNC_NORMAL,
+                      &app->store, err, sizeof err) < 0 ||
+        aw_store_start(app->store, app->base, app->engine, err, sizeof err) < 0 ||
+        aw_store_load(app->store, app->engine, (int64_t)(c->retention_seconds * 1000), &ld,
+                      load_warning, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "%sawaitd: %s\n", log_journal() ? "<3>" : "", err);
+        aw_store_close(app->store);
+        app->store = NULL;
+        return -1;
+    }
+    aw_store_info_t info;
+    aw_store_info(app->store, &info);
+    log_info("store %s (sync = %s): %llu tasks read back in %lld ms, %llu expired, "
+             "%llu skipped, %llu leftover job process groups killed", info.path,
+             c->sync_full ? "full" : "normal", (unsigned long long)ld.tasks, (long long)ld.ms,
+             (unsigned long long)ld.expired, (unsigned long long)ld.skipped,
+             (unsigned long long)ld.killed_groups);
+    return 0;
+}
+
+static void on_commit(void *arg, uint64_t first, uint64_t last, bool ok,
+                      uint64_t durable, const char *message)
+{
+    struct app *app = arg;
+    static bool failing;
+    if (!ok && !failing)
+        log_warnx("store: a commit failed, refusing writes until one succeeds: %s", message);
+    else if (ok && failing)
+        log_info("store: commits succeed again");
+    failing = !ok;
+    http_server_committed(app->http, first, last, ok, durable);
+    events_committed(durable);
+}
 
 /* ---- status for systemd ---- */
 
@@ -246,6 +301,17 @@ static int keep_restart_only(const struct app *app, struct config *next)
         log_warnx("SIGHUP: max_connections changed to %u; that needs a restart, "
                   "keeping %u", next->max_connections, cur->max_connections);
     next->max_connections = cur->max_connections;
+    if (strcmp(next->state_dir, cur->state_dir) != 0 || next->sync_full != cur->sync_full) {
+        log_warnx("SIGHUP: [storage] changed; that needs a restart, keeping "
+                  "state_dir = %s, sync = %s", cur->state_dir[0] ? cur->state_dir : "(memory)",
+                  cur->sync_full ? "full" : "normal");
+        char *dir = strdup(cur->state_dir);
+        if (!dir)
+            return -1;
+        free(next->state_dir);
+        next->state_dir = dir;
+        next->sync_full = cur->sync_full;
+    }
     for (size_t i = 0; i < cur->nqueues; i++) {
         size_t j = 0;
         while (j < next->nqueues && strcmp(next->queues[j].name, cur->queues[i].name) != 0)
@@ -292,11 +358,11 @@ static void reload(struct app *app)
     /* The two steps that can still fail (out of memory only: the values
      * were checked) come first, and the first is undone if the second
      * fails. Queues that a failed reload added stay, unused and harmless. */
-    if (configure_exec(&next, err, sizeof err) < 0)
+    if (configure_exec(app->engine, &next, err, sizeof err) < 0)
         goto keep;
     if (set_queues(app->engine, &next) < 0) {
         set_queues(app->engine, app->cfg);      /* existing queues: cannot fail */
-        configure_exec(app->cfg, err, sizeof err);
+        configure_exec(app->engine, app->cfg, err, sizeof err);
         snprintf(err, sizeof err, "out of memory");
         goto keep;
     }
@@ -336,6 +402,10 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct app *app = arg;
+    /* Everything the daemon did is committed before the last answers go
+     * out: the interrupted tasks, and what open requests wait for. The
+     * loop is ending, so waiting for the disk here blocks nothing. */
+    aw_store_sync(app->store);
     log_info("answering open requests");
     http_server_drain(app->http, drained, app);
 }
@@ -458,17 +528,36 @@ int main(int argc, char **argv)
     }
     if (check_config(&cfg, config_path, err, sizeof err) < 0)
         die_config(err);
-    if (configure_exec(&cfg, err, sizeof err) < 0)
+    aw_engine_limits_t lim = {
+        .max_tasks = cfg.max_tasks,
+        .retention_ms = (int64_t)(cfg.retention_seconds * 1000),
+    };
+    app.base = event_base_new();
+    app.engine = app.base ? aw_engine_new(app.base, &lim) : NULL;
+    if (!app.engine || register_engine(app.engine, &cfg) < 0)
+        die_config("out of memory");
+    if (configure_exec(app.engine, &cfg, err, sizeof err) < 0)
         die_config(err);
     if (check_only) {
+        if (cfg.state_dir[0] && aw_store_check(cfg.state_dir, err, sizeof err) < 0)
+            die_config(err);
         printf("awaitd: configuration %s is valid\n", config_path ? config_path : "(defaults)");
-        aw_exec_configure(NULL, NULL, 0);
+        aw_engine_free(app.engine);
+        event_base_free(app.base);
         config_close(&cfg);
         return 0;
     }
 
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit (ulimit -f) must make a write fail with EFBIG,
+     * which the store answers as a full disk, not kill the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
+    /* The store comes before the socket: a state_dir that cannot be used
+     * is an error before anything listens, and the tasks are back before
+     * the first client can ask for them. */
+    if (cfg.state_dir[0] && open_store(&app, &cfg) < 0)
+        return 2;
     app.max_connections_asked = cfg.max_connections;
     fit_connection_limit(&cfg);
     int fd = service_listen_fd(err, sizeof err);
@@ -484,18 +573,12 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    aw_engine_limits_t lim = {
-        .max_tasks = cfg.max_tasks,
-        .retention_ms = (int64_t)(cfg.retention_seconds * 1000),
-    };
-    app.base = event_base_new();
-    app.engine = app.base ? aw_engine_new(app.base, &lim) : NULL;
-    if (!app.engine || register_engine(app.engine, &cfg) < 0)
-        fatal("out of memory while starting");
     api_init();
-    app.http = http_server_new(app.base, &cfg, app.engine, fd, api_handle);
+    app.http = http_server_new(app.base, &cfg, app.engine, app.store, fd, api_handle);
     if (!app.http)
         return 1;
+    if (app.store)
+        aw_store_on_commit(app.store, on_commit, &app);
     app.drain_ev = event_new(app.base, -1, 0, drain_cb, &app);
     app.svc = service_new(app.base, status_line, &app);
     if (!app.drain_ev || !app.svc)
@@ -514,9 +597,9 @@ int main(int argc, char **argv)
 
     http_server_free(app.http);
     events_free();
+    aw_store_close(app.store);          /* commits the last changes */
     aw_engine_free(app.engine);         /* kills and reaps running jobs; frees
                                          * app.grace if it never fired */
-    aw_exec_configure(NULL, NULL, 0);
     service_free(app.svc);
     event_free(app.drain_ev);
     for (int i = 0; i < 3; i++)

@@ -89,8 +89,14 @@ void aw_engine_free(aw_engine_t *e)
         e->queues = q->next;
         aw__queue_free(q);
     }
+    /* Last: the tasks freed above may still have used their kind's state
+     * (an exec job's configuration). */
+    for (size_t i = 0; i < e->stats.nkinds; i++)
+        if (e->stats.kinds[i].kind->fini && e->kind_state[i])
+            e->stats.kinds[i].kind->fini(e->kind_state[i]);
     if (e->timer)
         event_free(e->timer);
+    free(e->listeners);
     free(e);
 }
 
@@ -142,16 +148,45 @@ static aw_kind_stats_t *kind_stats(aw_engine_t *e, const aw_kind_t *k)
 
 int aw_engine_add_kind(aw_engine_t *e, const aw_kind_t *k, bool enabled)
 {
-    aw_kind_stats_t *ks = aw__engine_find_kind(e, k->name);
-    if (!ks) {
-        if (e->stats.nkinds == AW_MAX_KINDS)
-            return -ENOSPC;
-        ks = &e->stats.kinds[e->stats.nkinds++];
+    aw_kind_stats_t *old = aw__engine_find_kind(e, k->name);
+    if (old) {                          /* registered again: only enabled changes */
+        old->enabled = enabled;
+        return 0;
     }
+    if (e->stats.nkinds == AW_MAX_KINDS)
+        return -ENOSPC;
+    size_t i = e->stats.nkinds;
+    void *state = NULL;
+    int rc = k->init ? k->init(e, &state) : 0;
+    if (rc < 0)
+        return rc;
+    e->kind_state[i] = state;
+    aw_kind_stats_t *ks = &e->stats.kinds[i];
     memset(ks, 0, sizeof *ks);
     ks->kind = k;
     ks->enabled = enabled;
+    e->stats.nkinds++;
     return 0;
+}
+
+void *aw_engine_kind_state(const aw_engine_t *e, const aw_kind_t *k)
+{
+    for (size_t i = 0; i < e->stats.nkinds; i++)
+        if (e->stats.kinds[i].kind == k)
+            return e->kind_state[i];
+    return NULL;
+}
+
+int aw_engine_configure_kind(aw_engine_t *e, const char *name, const void *config,
+                             char *err, size_t errlen)
+{
+    for (size_t i = 0; i < e->stats.nkinds; i++) {
+        const aw_kind_t *k = e->stats.kinds[i].kind;
+        if (strcmp(k->name, name) == 0)
+            return k->configure ? k->configure(e->kind_state[i], config, err, errlen) : 0;
+    }
+    snprintf(err, errlen, "unknown kind '%s'", name);
+    return AW_EKIND;
 }
 
 bool aw_engine_kind_enabled(const aw_engine_t *e, const char *name)
@@ -184,17 +219,38 @@ void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out)
     *out = e->stats;
 }
 
-void aw_engine_set_observer(aw_engine_t *e, aw_observer_cb cb, void *arg)
+int aw_engine_listen(aw_engine_t *e, aw_listener_cb cb, void *arg)
 {
-    e->observer = cb;
-    e->observer_arg = arg;
+    struct aw_listener *l = realloc(e->listeners, (e->nlisteners + 1) * sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    l[e->nlisteners++] = (struct aw_listener){ cb, arg };
+    e->listeners = l;
+    return 0;
 }
 
-/* Tells the observer about t's state, once its fields are all set. */
-static void observe(aw_engine_t *e, const aw_task_t *t)
+void aw_engine_unlisten(aw_engine_t *e, aw_listener_cb cb, void *arg)
 {
-    if (e->observer)
-        e->observer(e->observer_arg, t);
+    for (size_t i = 0; i < e->nlisteners; i++) {
+        if (e->listeners[i].cb == cb && e->listeners[i].arg == arg) {
+            memmove(&e->listeners[i], &e->listeners[i + 1],
+                    (e->nlisteners - i - 1) * sizeof *e->listeners);
+            e->nlisteners--;
+            return;
+        }
+    }
+}
+
+void aw__engine_notify(aw_engine_t *e, aw_task_event_t ev, aw_task_t *t)
+{
+    for (size_t i = 0; i < e->nlisteners; i++)
+        e->listeners[i].cb(e->listeners[i].arg, ev, t);
+}
+
+/* A state change, once the task's fields are all set. */
+static void observe(aw_engine_t *e, aw_task_t *t)
+{
+    aw__engine_notify(e, AW_TASK_CHANGED, t);
 }
 
 /* ---- state transitions ---- */
@@ -253,7 +309,9 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
 
 static void dispatch(aw_engine_t *e, aw_queue_t *q)
 {
-    if (e->dispatching || e->stopping)  /* one loop at a time; see the file comment */
+    /* One loop at a time (see the file comment); nothing starts while
+     * the store reads tasks back or the daemon stops. */
+    if (e->dispatching || e->stopping || e->restoring)
         return;
     e->dispatching = true;
     aw_queue_t *next = q;
@@ -316,6 +374,39 @@ static int stop_running(aw_engine_t *e, aw_task_t *t, aw_stop_reason_t why)
     return 1;
 }
 
+aw_task_t *aw__task_new(const aw_kind_t *k, aw_queue_t *q, json_t *args,
+                        int64_t timeout_ms)
+{
+    /* The args text is stored inside the task's own allocation. */
+    char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    size_t len = text ? strlen(text) : 0;
+    aw_task_t *t = text ? calloc(1, sizeof *t + len + 1) : NULL;
+    if (!t) {
+        free(text);
+        return NULL;
+    }
+    memcpy(t->args, text, len + 1);
+    free(text);
+    t->kind = k;
+    t->queue = q;
+    t->refs = 1;
+    t->timeout_ms = timeout_ms;
+    t->deadline.owner = AW_OWNER_TASK;
+    return t;
+}
+
+int aw__engine_admit(aw_engine_t *e, aw_task_t *t)
+{
+    int rc = aw__table_insert(&e->table, t);
+    aw_task_unref(t);                   /* the table's reference remains */
+    if (rc < 0)
+        return rc;
+    e->stats.held[t->state]++;
+    if (!aw_task_done(t))
+        e->unfinished++;
+    return 0;
+}
+
 int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
                    aw_task_t **out, char *err, size_t errlen)
 {
@@ -332,23 +423,11 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
     json_t *empty = NULL, *args = spec->args;
     if (!args && !(args = empty = json_object()))
         return -ENOMEM;
-    /* The args text is stored inside the task's own allocation. */
-    char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    size_t len = text ? strlen(text) : 0;
-    aw_task_t *t = text ? calloc(1, sizeof *t + len + 1) : NULL;
+    aw_task_t *t = aw__task_new(ks->kind, q, args, spec->timeout_ms);
     if (!t) {
-        free(text);
         json_decref(empty);
         return -ENOMEM;
     }
-    memcpy(t->args, text, len + 1);
-    free(text);
-    t->kind = ks->kind;
-    t->queue = q;
-    t->refs = 1;                        /* ours, until the table has it */
-    t->timeout_ms = spec->timeout_ms;
-    t->deadline.owner = AW_OWNER_TASK;
-
     int rc = ks->kind->prepare(e, t, args, err, errlen);
     if ((rc == 0 || rc == AW_EFORBIDDEN) && !ks->enabled)
         rc = AW_EDISABLED;
@@ -364,27 +443,70 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
     if (rc == 0)
         rc = aw__task_set_string(t, AW_TASK_IDEMPOTENCY_KEY, spec->idempotency_key);
     json_decref(empty);
-    if (rc == 0) {
-        aw_task_id_next(&e->ids, aw_clock_wall_ms(), t->id);
-        rc = aw__table_insert(&e->table, t);
-    }
-    aw_task_unref(t);                   /* the table's reference remains */
-    if (rc < 0)
+    if (rc < 0) {
+        aw_task_unref(t);
         return rc;
-
-    e->unfinished++;
-    e->stats.held[AW_PENDING]++;
+    }
+    aw_task_id_next(&e->ids, aw_clock_wall_ms(), t->id);
+    t->held = spec->hold;
+    if ((rc = aw__engine_admit(e, t)) < 0)
+        return rc;
     ks->created++;
-    observe(e, t);                      /* pending, before dispatch may start it */
-    aw__queue_push(q, t);
-    dispatch(e, q);
+    aw__engine_notify(e, AW_TASK_CREATED, t);  /* pending, before dispatch may start it */
+    if (!(t->held && t->kind->start_after_commit)) {
+        aw__queue_push(q, t);
+        dispatch(e, q);
+    }
     *out = t;
     return 0;
 }
 
+void aw_task_release(aw_engine_t *e, aw_task_t *t)
+{
+    if (!t->held)
+        return;
+    t->held = false;
+    t->written = false;
+    observe(e, t);
+    if (t->kind->start_after_commit && t->state == AW_PENDING) {
+        aw__queue_push(t->queue, t);
+        dispatch(e, t->queue);
+    }
+}
+
+void aw_task_discard(aw_engine_t *e, aw_task_t *t)
+{
+    if (!t->held || !t->listed)         /* retention may have forgotten it */
+        return;
+    aw_task_ref(t);
+    aw_kind_stats_t *ks = kind_stats(e, t->kind);
+    if (t->state == AW_PENDING && !t->kind->start_after_commit)
+        aw__queue_remove(t->queue, t);
+    if (t->state == AW_RUNNING) {
+        /* Only kinds without outside effects run while held, and their
+         * cancel stops them at once (a sleep drops its wake-up). */
+        t->stop_reason = AW_STOP_CANCEL;
+        t->kind->cancel(e, t);
+        t->queue->running--;
+    }
+    aw_heap_remove(&e->heap, &t->deadline);
+    aw__engine_arm(e);
+    if (aw_task_done(t))
+        ks->finished[t->state]--;
+    else
+        e->unfinished--;
+    ks->created--;
+    e->stats.held[t->state]--;
+    aw__engine_notify(e, AW_TASK_FORGOTTEN, t);
+    aw__table_remove(&e->table, t);
+    dispatch(e, t->queue);
+    aw_task_unref(t);
+}
+
 aw_task_t *aw_task_find(const aw_engine_t *e, const char *id)
 {
-    return aw__table_find(&e->table, id);
+    aw_task_t *t = aw__table_find(&e->table, id);
+    return t && !t->held ? t : NULL;
 }
 
 aw_task_t *aw_task_find_idempotent(const aw_engine_t *e, const char *key)
@@ -394,12 +516,18 @@ aw_task_t *aw_task_find_idempotent(const aw_engine_t *e, const char *key)
 
 aw_task_t *aw_task_after(const aw_engine_t *e, const char *after)
 {
-    return aw__table_after(&e->table, after);
+    aw_task_t *t = aw__table_after(&e->table, after);
+    while (t && t->held)
+        t = t->next;
+    return t;
 }
 
 aw_task_t *aw_task_next(const aw_task_t *t)
 {
-    return t->next;
+    do
+        t = t->next;
+    while (t && t->held);
+    return (aw_task_t *)t;
 }
 
 int aw_task_cancel(aw_engine_t *e, aw_task_t *t)
@@ -424,8 +552,42 @@ int aw_task_forget(aw_engine_t *e, aw_task_t *t)
     aw_heap_remove(&e->heap, &t->deadline);
     aw__engine_arm(e);
     e->stats.held[t->state]--;
+    aw__engine_notify(e, AW_TASK_FORGOTTEN, t);
     aw__table_remove(&e->table, t);
     return 0;
+}
+
+void aw_task_ask(aw_engine_t *e, aw_task_t *t, enum aw_ask what, bool on)
+{
+    if (what == AW_ASK_CANCEL)
+        t->cancel_asked = on;
+    else
+        t->forget_asked = on;
+    observe(e, t);
+}
+
+void aw__task_fail_unstarted(aw_engine_t *e, aw_task_t *t, aw_error_type_t type,
+                             const char *message)
+{
+    finish(e, t, AW_FAILED, type, message, NULL);
+}
+
+int aw_task_output(const aw_task_t *t, int stream, const char **data, size_t *len)
+{
+    if (!t->kind->output)
+        return AW_ENOOUTPUT;
+    return t->kind->output(t, stream, data, len);
+}
+
+aw_output_watch_t *aw_task_watch_output(aw_task_t *t, aw_output_cb cb, void *arg)
+{
+    return t->kind->watch ? t->kind->watch(t, cb, arg) : NULL;
+}
+
+void aw_task_unwatch_output(aw_task_t *t, aw_output_watch_t *w)
+{
+    if (w && t->kind->unwatch)
+        t->kind->unwatch(w);
 }
 
 size_t aw_engine_interrupt_all(aw_engine_t *e)

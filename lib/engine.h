@@ -20,6 +20,7 @@
 
 #include "kind.h"
 #include "task.h"
+#include "task_record.h"
 #include "waiter.h"
 
 struct event_base;
@@ -39,6 +40,8 @@ typedef struct aw_task_spec {
     const char *queue;          /* NULL: "default" */
     int64_t     timeout_ms;     /* -1: none */
     const char *idempotency_key;/* NULL: none */
+    bool        hold;           /* durable store: the create awaits its
+                                   commit (see aw_task_release) */
 } aw_task_spec_t;
 
 typedef struct aw_kind_stats {
@@ -58,17 +61,25 @@ typedef struct aw_engine_stats {
 /* Returns NULL on allocation failure. The "default" queue exists from the
  * start, unlimited. */
 aw_engine_t *aw_engine_new(struct event_base *base, const aw_engine_limits_t *lim);
-/* Frees everything. Waiters still open are abandoned (never called): the
- * caller answers its clients first. */
+/* Frees everything, each kind's state last. Waiters still open are
+ * abandoned (never called): the caller answers its clients first. */
 void aw_engine_free(aw_engine_t *e);
 struct event_base *aw_engine_base(const aw_engine_t *e);
 
 /* Adds a queue, or sets the concurrency of an existing one (0 = unlimited).
  * Returns 0 or -ENOMEM. */
 int  aw_engine_set_queue(aw_engine_t *e, const char *name, uint32_t concurrency);
-/* Registers a kind. Returns 0, -ENOSPC when AW_MAX_KINDS are registered. */
+/* Registers a kind and runs its init (a kind registered again only gets
+ * the new `enabled`). Returns 0, -ENOSPC when AW_MAX_KINDS are
+ * registered, or what init returned. */
 int  aw_engine_add_kind(aw_engine_t *e, const aw_kind_t *k, bool enabled);
 bool aw_engine_kind_enabled(const aw_engine_t *e, const char *name);
+/* The state the kind's init made in this engine; NULL when none. */
+void *aw_engine_kind_state(const aw_engine_t *e, const aw_kind_t *k);
+/* Hands a kind its configuration (the kind's configure). Returns 0,
+ * AW_EKIND when no such kind, or the kind's error (err set). */
+int  aw_engine_configure_kind(aw_engine_t *e, const char *name, const void *config,
+                              char *err, size_t errlen);
 /* Configuration reload: enable or disable a registered kind (its counters
  * stay), and new limits (they apply to creates and finishes from now on).
  * aw_engine_enable_kind returns 0 or AW_EKIND when no such kind. */
@@ -77,31 +88,60 @@ void aw_engine_set_limits(aw_engine_t *e, const aw_engine_limits_t *lim);
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out);
 /* The queues, for reports: follow ->next from the first. */
 const struct aw_queue *aw_engine_queues(const aw_engine_t *e);
-/* The observer sees every state change of every task, in the order they
- * happen, creation included: a new task is reported pending, and one that
- * gets a free slot at once is then reported running (and, if its kind
- * finishes it inside start, e.g. a zero-second sleep, in its final state
- * too), all inside aw_task_create. The task's fields are up to date when cb
- * runs (started_at, result, error). cb runs inside the engine: it may read
- * t and take a reference (aw_task_ref), but it may not create, cancel or
- * forget tasks. Forgetting a task is not a state change and is not
- * reported. One observer per engine; cb NULL removes it. */
-typedef void (*aw_observer_cb)(void *arg, const aw_task_t *t);
-void aw_engine_set_observer(aw_engine_t *e, aw_observer_cb cb, void *arg);
+
+/* Listeners hear about every task, in the order things happen:
+ *   AW_TASK_CREATED    a new task (pending; held when its create awaits a
+ *                      commit). A task that gets a free slot at once is
+ *                      then reported CHANGED running, and, if its kind
+ *                      finishes it inside start (a zero-second sleep),
+ *                      CHANGED again in its final state, all inside
+ *                      aw_task_create.
+ *   AW_TASK_CHANGED    its state or a field changed (started_at, result,
+ *                      error, the durability flags), or a held task was
+ *                      released.
+ *   AW_TASK_FORGOTTEN  it leaves the table: DELETE, retention, or a held
+ *                      create that was discarded (t->held still set).
+ * Tasks read back by aw_engine_restore are not reported, except when the
+ * restart changes them (a running task that ends interrupted).
+ * The task's fields are up to date when cb runs. cb runs inside the
+ * engine: it may read t and take a reference (aw_task_ref), but it may not
+ * create, cancel or forget tasks. Listeners are called in the order they
+ * were added. */
+typedef enum aw_task_event {
+    AW_TASK_CREATED,
+    AW_TASK_CHANGED,
+    AW_TASK_FORGOTTEN,
+} aw_task_event_t;
+typedef void (*aw_listener_cb)(void *arg, aw_task_event_t ev, aw_task_t *t);
+/* Returns 0 or -ENOMEM. Removing one that was not added does nothing. */
+int  aw_engine_listen(aw_engine_t *e, aw_listener_cb cb, void *arg);
+void aw_engine_unlisten(aw_engine_t *e, aw_listener_cb cb, void *arg);
 /* Processes every deadline that is due now. The libevent timer calls it;
  * unit tests call it after moving the fake clock. */
 void aw_engine_run_due(aw_engine_t *e);
 
 /* Creates a task and starts it if its queue has a free slot.
+ * With spec->hold, the task is created held: it takes its id and
+ * idempotency key, but aw_task_find and listings do not see it, and a kind
+ * with start_after_commit is not queued, until aw_task_release; or it is
+ * removed again by aw_task_discard.
  * Errors: AW_EKIND, AW_EINVAL (err says what), AW_EQUEUE, AW_EDISABLED,
  * AW_EFORBIDDEN, AW_ECAPACITY, -ENOMEM. The task is owned by the engine;
  * *out stays valid until control returns to the loop. */
 int  aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
                     aw_task_t **out, char *err, size_t errlen);
+/* Its creation is committed: it becomes visible and, if it was not
+ * queued, is queued now. A no-op for a task that is not held. */
+void aw_task_release(aw_engine_t *e, aw_task_t *t);
+/* Its creation could not be committed: it is stopped without a trace
+ * (listeners hear FORGOTTEN with t->held set; no counter remembers it)
+ * and leaves the table. Only for held tasks. */
+void aw_task_discard(aw_engine_t *e, aw_task_t *t);
 aw_task_t *aw_task_find(const aw_engine_t *e, const char *id);
+/* Finds held tasks too: a repeated create must wait for the first. */
 aw_task_t *aw_task_find_idempotent(const aw_engine_t *e, const char *key);
 /* The first task after `after` in creation order (NULL: the very first),
- * and the one after t. For paging GET /v1/tasks. */
+ * and the one after t. For paging GET /v1/tasks; they skip held tasks. */
 aw_task_t *aw_task_after(const aw_engine_t *e, const char *after);
 aw_task_t *aw_task_next(const aw_task_t *t);
 
@@ -111,16 +151,46 @@ aw_task_t *aw_task_next(const aw_task_t *t);
 int  aw_task_cancel(aw_engine_t *e, aw_task_t *t);
 /* Forgets a finished task. Returns 0 or AW_EACTIVE. */
 int  aw_task_forget(aw_engine_t *e, aw_task_t *t);
+/* Marks a cancel or a delete that must be committed before it is done
+ * (on = true), or drops the mark; listeners hear CHANGED. The store
+ * writes the task as it will be afterwards and carries the operation out
+ * at the commit (store.h). */
+enum aw_ask { AW_ASK_CANCEL, AW_ASK_FORGET };
+void aw_task_ask(aw_engine_t *e, aw_task_t *t, enum aw_ask what, bool on);
 
-/* Reads back a task object that aw_task_write_json wrote (persistence at
- * restart): a pending task is queued again, a running one ends failed with
- * error type "interrupted" (nothing of its run survived), a finished one
- * is kept until retention_seconds after its finished_at. An unknown queue
- * is created, unlimited. New ids sort after every restored one.
- * Returns 0 (with *out set when out is not NULL), AW_EINVAL (err says
- * what), AW_EKIND, or -ENOMEM; on error nothing was added. */
-int  aw_engine_restore(aw_engine_t *e, json_t *obj, aw_task_t **out,
+/* Output of kinds that keep it (exec). aw_task_output returns 0 with the
+ * bytes of one stream kept so far (valid until control returns to the
+ * loop, not NUL-terminated; final once aw_task_done(t)), AW_ENOOUTPUT when
+ * the kind keeps none, or AW_EINVAL for a bad stream number.
+ * aw_task_watch_output: cb(arg) is called from the loop, never from inside
+ * watch or unwatch: soon after the watch starts, after new bytes arrived,
+ * and when the task ends (several events in one loop turn make one call).
+ * It carries no data: the watcher reads with aw_task_output from its own
+ * offset and stops when aw_task_done(t) and it has sent everything. A
+ * watch holds a reference on t; every watch must be unwatched exactly
+ * once. Returns NULL when the kind keeps no output, or on ENOMEM. */
+int  aw_task_output(const aw_task_t *t, int stream, const char **data, size_t *len);
+aw_output_watch_t *aw_task_watch_output(aw_task_t *t, aw_output_cb cb, void *arg);
+void aw_task_unwatch_output(aw_task_t *t, aw_output_watch_t *w);
+
+/* Reads back a stored task (persistence at restart; the store calls it
+ * for every row, in id order, between aw_engine_begin_restore and
+ * aw_engine_end_restore):
+ *   pending   queued again; it runs after end_restore, in order;
+ *   running   nothing of its run survived: it ends failed "interrupted"
+ *             (cancelled or timed_out when a cancel or its timeout was
+ *             already stopping it), finished_at now;
+ *   finished  kept, and forgotten retention after its finished_at.
+ * A pending task whose kind refuses it now (disabled, or no longer on the
+ * allow-list) ends failed "interrupted" with a message saying why,
+ * instead of running. An unknown queue is created, unlimited. New ids
+ * sort after every restored one. Returns 0 (with *out set when out is not
+ * NULL), AW_EINVAL (err says what), AW_EKIND (unknown kind), or -ENOMEM;
+ * on error nothing was added. */
+int  aw_engine_restore(aw_engine_t *e, const aw_task_record_t *rec, aw_task_t **out,
                        char *err, size_t errlen);
+void aw_engine_begin_restore(aw_engine_t *e);
+void aw_engine_end_restore(aw_engine_t *e);
 
 /* Daemon shutdown: starts no more tasks, and stops every running one; each
  * ends failed with error type "interrupted" (exec jobs after their group

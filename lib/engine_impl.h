@@ -31,10 +31,17 @@ struct aw_engine {
     uint64_t           unfinished;
     aw_engine_stats_t  stats;
     aw_waiter_t       *waiters;     /* every waiter not yet fired */
-    aw_observer_cb     observer;    /* aw_engine_set_observer; NULL: none */
-    void              *observer_arg;
+    struct aw_listener *listeners;  /* in the order they were added */
+    size_t             nlisteners;
+    void              *kind_state[AW_MAX_KINDS];   /* by stats.kinds index */
     bool               dispatching; /* inside dispatch() */
     bool               stopping;    /* aw_engine_interrupt_all was called */
+    bool               restoring;   /* between begin_ and end_restore */
+};
+
+struct aw_listener {
+    aw_listener_cb cb;
+    void          *arg;
 };
 
 /* Re-arms the libevent timer after the heap's head may have changed. */
@@ -44,6 +51,21 @@ aw_queue_t      *aw__engine_find_queue(const aw_engine_t *e, const char *name);
 aw_kind_stats_t *aw__engine_find_kind(const aw_engine_t *e, const char *name);
 /* Starts q's pending tasks while it has room (restore.c). */
 void aw__engine_dispatch(aw_engine_t *e, aw_queue_t *q);
+/* Tells every listener. */
+void aw__engine_notify(aw_engine_t *e, aw_task_event_t ev, aw_task_t *t);
+/* The one task constructor of create and restore: a task of kind ks in
+ * queue q with these args (a JSON object, kept as compact text), refs 1,
+ * not yet listed. The kind's prepare has not run. NULL on ENOMEM. */
+aw_task_t *aw__task_new(const aw_kind_t *k, aw_queue_t *q, json_t *args,
+                        int64_t timeout_ms);
+/* Puts a constructed task into the table and counts it as held in its
+ * state (unfinished too when active). Takes over the caller's reference.
+ * Returns 0 or -ENOMEM (the task is then freed). */
+int  aw__engine_admit(aw_engine_t *e, aw_task_t *t);
+/* Finishes a task that was never started (restore: a kind that refuses
+ * it now) as failed with this type and message. */
+void aw__task_fail_unstarted(aw_engine_t *e, aw_task_t *t, aw_error_type_t type,
+                             const char *message);
 /* waiter.c: a task the waiters hang on has finished. */
 void aw__waiters_task_done(aw_engine_t *e, aw_task_t *t);
 /* waiter.c: a waiter's deadline has come. */

@@ -20,6 +20,7 @@ const char *aw_strerror(int code)
     case AW_EDISABLED:  return "task kind disabled";
     case AW_EFORBIDDEN: return "not allowed";
     case AW_ENOOUTPUT:  return "task kind keeps no output";
+    case AW_ESTORAGE:   return "the change could not be stored";
     }
     return code < 0 && code > AW_EBASE ? strerror(-code) : "unknown error";
 }

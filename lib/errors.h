@@ -22,6 +22,7 @@ enum {
     AW_EDISABLED,           /* the kind is disabled by configuration */
     AW_EFORBIDDEN,          /* the kind refuses this program or host */
     AW_ENOOUTPUT,           /* the task's kind keeps no output */
+    AW_ESTORAGE,            /* the store could not commit the change */
     AW_ENOMEM_ = -12,       /* = -ENOMEM, listed here so the table names it */
 };
 

@@ -27,8 +27,9 @@
  * process that left the group (setsid) is not tracked; whatever it writes
  * later is not captured.
  *
- * Not here: the HTTP side of output (daemon/api.c reads it through
- * aw_exec_output / aw_exec_watch), and logging (lib never logs).
+ * Not here: the HTTP side of output (daemon/api.c reads it through the
+ * kind's output functions, aw_task_output / aw_task_watch_output), and
+ * logging (lib never logs).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -58,18 +59,15 @@
 #define POLL_FIRST_MS   5
 #define POLL_MAX_MS     500
 
-/* ---- configuration ---- */
+/* ---- configuration: per engine (the kind's state) ---- */
 
-static struct {
+struct exec_cfg {
     char  **allow;
     size_t  nallow;
     int64_t kill_grace_ms;
     size_t  max_output;
     bool    allow_root;
     char   *path;                   /* NULL: AW_EXEC_DEFAULT_PATH */
-} cfg = {
-    .kill_grace_ms = AW_EXEC_DEFAULT_GRACE_MS,
-    .max_output = AW_EXEC_DEFAULT_MAX_OUTPUT,
 };
 
 static void free_strings(char **v, size_t n)
@@ -79,19 +77,35 @@ static void free_strings(char **v, size_t n)
     free(v);
 }
 
-int aw_exec_configure(const aw_exec_config_t *c, char *err, size_t errlen)
+static void cfg_clear(struct exec_cfg *cfg)
 {
-    if (!c) {
-        free_strings(cfg.allow, cfg.nallow);
-        free(cfg.path);
-        cfg.allow = NULL;
-        cfg.nallow = 0;
-        cfg.kill_grace_ms = AW_EXEC_DEFAULT_GRACE_MS;
-        cfg.max_output = AW_EXEC_DEFAULT_MAX_OUTPUT;
-        cfg.allow_root = false;
-        cfg.path = NULL;
-        return 0;
-    }
+    free_strings(cfg->allow, cfg->nallow);
+    free(cfg->path);
+    *cfg = (struct exec_cfg){ .kill_grace_ms = AW_EXEC_DEFAULT_GRACE_MS,
+                              .max_output = AW_EXEC_DEFAULT_MAX_OUTPUT };
+}
+
+static int exec_init(aw_engine_t *e, void **state)
+{
+    (void)e;
+    struct exec_cfg *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return -ENOMEM;
+    cfg_clear(cfg);
+    *state = cfg;
+    return 0;
+}
+
+static void exec_fini(void *state)
+{
+    cfg_clear(state);
+    free(state);
+}
+
+static int exec_configure(void *state, const void *config, char *err, size_t errlen)
+{
+    struct exec_cfg *cfg = state;
+    const aw_exec_config_t *c = config;
     if (c->kill_grace_ms < 0) {
         snprintf(err, errlen, "exec kill grace must be >= 0");
         return AW_EINVAL;
@@ -113,20 +127,20 @@ int aw_exec_configure(const aw_exec_config_t *c, char *err, size_t errlen)
         free(path);
         return -ENOMEM;
     }
-    aw_exec_configure(NULL, NULL, 0);
-    cfg.allow = allow;
-    cfg.nallow = c->nallow;
-    cfg.kill_grace_ms = c->kill_grace_ms;
-    cfg.max_output = c->max_output;
-    cfg.allow_root = c->allow_root;
-    cfg.path = path;
+    cfg_clear(cfg);
+    cfg->allow = allow;
+    cfg->nallow = c->nallow;
+    cfg->kill_grace_ms = c->kill_grace_ms;
+    cfg->max_output = c->max_output;
+    cfg->allow_root = c->allow_root;
+    cfg->path = path;
     return 0;
 }
 
-static bool allowed(const char *path)
+static bool allowed(const struct exec_cfg *cfg, const char *path)
 {
-    for (size_t i = 0; i < cfg.nallow; i++)
-        if (fnmatch(cfg.allow[i], path, FNM_PATHNAME) == 0)
+    for (size_t i = 0; i < cfg->nallow; i++)
+        if (fnmatch(cfg->allow[i], path, FNM_PATHNAME) == 0)
             return true;
     return false;
 }
@@ -152,6 +166,7 @@ struct aw_output_watch {
 struct job {
     aw_engine_t       *e;
     aw_task_t         *t;
+    const struct exec_cfg *cfg;     /* the engine's: it outlives every task */
     struct event_base *base;
     char              *path;        /* resolved program; NULL: not found */
     size_t             max_output;
@@ -498,16 +513,17 @@ static const char *optional_string(json_t *args, const char *key)
 }
 
 /* The PATH the child will see: env.PATH, else the configured one. */
-static const char *child_path(json_t *args)
+static const char *child_path(const struct exec_cfg *cfg, json_t *args)
 {
     const char *p = json_string_value(json_object_get(json_object_get(args, "env"), "PATH"));
-    return p ? p : cfg.path ? cfg.path : AW_EXEC_DEFAULT_PATH;
+    return p ? p : cfg->path ? cfg->path : AW_EXEC_DEFAULT_PATH;
 }
 
 /* Resolves argv[0] into path (PATH_MAX). Returns 0 (path[0] == '\0' when
  * a bare name is nowhere in PATH but would be allowed: the task then fails
  * with spawn_error), AW_EINVAL or AW_EFORBIDDEN. */
-static int resolve(json_t *args, char *path, char *err, size_t errlen)
+static int resolve(const struct exec_cfg *cfg, json_t *args, char *path,
+                   char *err, size_t errlen)
 {
     const char *argv0 = json_string_value(json_array_get(json_object_get(args, "argv"), 0));
     const char *cwd = optional_string(args, "cwd");
@@ -520,27 +536,27 @@ static int resolve(json_t *args, char *path, char *err, size_t errlen)
             return bad(err, errlen, "args.argv[0] must not contain '..'");
         if (rc < 0)
             return bad(err, errlen, "args.argv[0] is too long");
-        if (allowed(path))
+        if (allowed(cfg, path))
             return 0;
         snprintf(err, errlen, "'%.200s' is not on the exec allow-list", path);
         return AW_EFORBIDDEN;
     }
-    if (cfg.nallow && aw_path_lookup(argv0, child_path(args), path, PATH_MAX) == 0) {
-        if (allowed(path))
+    if (cfg->nallow && aw_path_lookup(argv0, child_path(cfg, args), path, PATH_MAX) == 0) {
+        if (allowed(cfg, path))
             return 0;
         snprintf(err, errlen, "'%.200s' is not on the exec allow-list", path);
         return AW_EFORBIDDEN;
     }
     /* Not found: allowed if it would be where PATH could have had it, so
      * that a missing program is a spawn_error as for an absolute path. */
-    const char *p = child_path(args);
-    while (cfg.nallow && *p) {
+    const char *p = child_path(cfg, args);
+    while (cfg->nallow && *p) {
         size_t n = strcspn(p, ":");
         if (n > 0 && p[0] == '/' && n < PATH_MAX) {
             char dir[PATH_MAX];
             memcpy(dir, p, n);
             dir[n] = '\0';
-            if (aw_path_join(dir, argv0, path, PATH_MAX) == 0 && allowed(path)) {
+            if (aw_path_join(dir, argv0, path, PATH_MAX) == 0 && allowed(cfg, path)) {
                 path[0] = '\0';
                 return 0;
             }
@@ -564,12 +580,13 @@ static int exec_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
      * file system: clients learn nothing about it. */
     if (!aw_engine_kind_enabled(e, t->kind->name))
         return 0;
-    if (geteuid() == 0 && !cfg.allow_root) {
+    const struct exec_cfg *cfg = aw_engine_kind_state(e, &aw_kind_exec);
+    if (geteuid() == 0 && !cfg->allow_root) {
         snprintf(err, errlen, "the daemon runs as root and its configuration does "
                  "not allow exec as root (allow_root)");
         return AW_EFORBIDDEN;
     }
-    if ((rc = resolve(args, path, err, errlen)) < 0)
+    if ((rc = resolve(cfg, args, path, err, errlen)) < 0)
         return rc;
     const char *cwd = optional_string(args, "cwd");
     if (cwd && stat(cwd, &st) < 0) {
@@ -586,7 +603,8 @@ static int exec_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
         return -ENOMEM;
     }
     json_t *mo = json_object_get(args, "max_output");
-    j->max_output = cfg.max_output;
+    j->cfg = cfg;
+    j->max_output = cfg->max_output;
     if (json_is_integer(mo) && (uint64_t)json_integer_value(mo) < j->max_output)
         j->max_output = (size_t)json_integer_value(mo);
     j->e = e;
@@ -599,7 +617,8 @@ static int exec_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
 
 /* argv and envp for posix_spawn, from the stored args. The strings of argv
  * point into args; envp's are allocated ("K=V"). */
-static int build_vectors(json_t *args, char ***argvp, char ***envpp)
+static int build_vectors(const struct exec_cfg *cfg, json_t *args,
+                         char ***argvp, char ***envpp)
 {
     json_t *argv = json_object_get(args, "argv"), *env = json_object_get(args, "env"), *v;
     size_t n = json_array_size(argv), nenv = json_object_size(env), i = 0;
@@ -624,7 +643,7 @@ static int build_vectors(json_t *args, char ***argvp, char ***envpp)
         i++;
     }
     if (!has_path) {
-        const char *p = cfg.path ? cfg.path : AW_EXEC_DEFAULT_PATH;
+        const char *p = cfg->path ? cfg->path : AW_EXEC_DEFAULT_PATH;
         if (!(ev[i] = malloc(strlen(p) + 6)))
             return -ENOMEM;
         strcpy(ev[i], "PATH=");
@@ -676,6 +695,12 @@ static int watch_child(struct job *j, const aw_child_t *c)
 static void exec_start(aw_engine_t *e, aw_task_t *t)
 {
     struct job *j = t->kdata.p;
+    if (!j) {
+        /* Never prepared for running (the engine starts only prepared
+         * tasks; this guards the invariant rather than crash on it). */
+        aw_task_fail(e, t, AW_ERR_SPAWN, "the job was never prepared", NULL);
+        return;
+    }
     j->e = e;
     j->t = t;
     if (!j->path) {
@@ -684,7 +709,7 @@ static void exec_start(aw_engine_t *e, aw_task_t *t)
     }
     json_t *args = json_loads(t->args, JSON_ALLOW_NUL, NULL);
     char **argv = NULL, **envp = NULL;
-    int rc = args ? build_vectors(args, &argv, &envp) : -ENOMEM;
+    int rc = args ? build_vectors(j->cfg, args, &argv, &envp) : -ENOMEM;
     json_t *in = json_object_get(args, "stdin");
     if (rc == 0 && json_is_string(in)) {
         j->in_len = json_string_length(in);
@@ -736,18 +761,18 @@ static void exec_wake(aw_engine_t *e, aw_task_t *t)
 static int exec_cancel(aw_engine_t *e, aw_task_t *t)
 {
     struct job *j = t->kdata.p;
-    if (j->reaped)
+    if (!j || j->reaped || j->pid <= 0)
         return 0;
     /* SIGCONT: a stopped group would otherwise hold SIGTERM pending until
      * the SIGKILL. */
-    if (cfg.kill_grace_ms == 0) {
+    if (j->cfg->kill_grace_ms == 0) {
         kill(-j->pid, SIGKILL);
         j->sent = SIGKILL;
     } else {
         kill(-j->pid, SIGTERM);
         kill(-j->pid, SIGCONT);
         j->sent = SIGTERM;
-        if (aw_task_set_wake(e, t, aw_clock_mono_ms() + cfg.kill_grace_ms) < 0) {
+        if (aw_task_set_wake(e, t, aw_clock_mono_ms() + j->cfg->kill_grace_ms) < 0) {
             kill(-j->pid, SIGKILL);
             j->sent = SIGKILL;
         }
@@ -784,16 +809,6 @@ static void exec_release(aw_task_t *t)
     t->kdata.p = NULL;
 }
 
-const aw_kind_t aw_kind_exec = {
-    .name = "exec",
-    .prepare = exec_prepare,
-    .start = exec_start,
-    .wake = exec_wake,
-    .cancel = exec_cancel,
-    .release = exec_release,
-    .has_output = 1,
-};
-
 /* ---- output for the HTTP layer ---- */
 
 static struct job *job_of(const aw_task_t *t)
@@ -801,10 +816,8 @@ static struct job *job_of(const aw_task_t *t)
     return t->kind == &aw_kind_exec ? t->kdata.p : NULL;
 }
 
-int aw_exec_output(const aw_task_t *t, int stream, const char **data, size_t *len)
+static int exec_output(const aw_task_t *t, int stream, const char **data, size_t *len)
 {
-    if (t->kind != &aw_kind_exec)
-        return AW_ENOOUTPUT;
     if (stream != AW_STDOUT && stream != AW_STDERR)
         return AW_EINVAL;
     struct job *j = job_of(t);
@@ -853,7 +866,7 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
     aw_task_unref(t);
 }
 
-aw_output_watch_t *aw_exec_watch(aw_task_t *t, aw_output_cb cb, void *arg)
+static aw_output_watch_t *exec_watch(aw_task_t *t, aw_output_cb cb, void *arg)
 {
     struct job *j = job_of(t);
     if (!j)
@@ -874,7 +887,7 @@ aw_output_watch_t *aw_exec_watch(aw_task_t *t, aw_output_cb cb, void *arg)
     return w;
 }
 
-void aw_exec_unwatch(aw_output_watch_t *w)
+static void exec_unwatch(aw_output_watch_t *w)
 {
     if (!w)
         return;
@@ -892,3 +905,26 @@ void aw_exec_unwatch(aw_output_watch_t *w)
     }
     aw_task_unref(t);
 }
+
+static pid_t exec_process_group(const aw_task_t *t)
+{
+    const struct job *j = t->kdata.p;
+    return j && j->pid > 0 && !j->reaped ? j->pid : 0;
+}
+
+const aw_kind_t aw_kind_exec = {
+    .name = "exec",
+    .init = exec_init,
+    .fini = exec_fini,
+    .configure = exec_configure,
+    .prepare = exec_prepare,
+    .start = exec_start,
+    .wake = exec_wake,
+    .cancel = exec_cancel,
+    .release = exec_release,
+    .start_after_commit = 1,
+    .output = exec_output,
+    .watch = exec_watch,
+    .unwatch = exec_unwatch,
+    .process_group = exec_process_group,
+};

@@ -72,6 +72,6 @@ static int stub_cancel(aw_engine_t *e, aw_task_t *t)
 }
 
 const aw_kind_t aw_kind_http_stub = {
-    .name = "http", .prepare = http_prepare, .start = stub_start,
+    .name = "http", .prepare = http_prepare, .start = stub_start, .start_after_commit = 1,
     .wake = stub_wake, .cancel = stub_cancel,
 };

@@ -90,7 +90,17 @@ struct aw_task {
     uint8_t               state;        /* aw_task_state_t */
     uint8_t               error_type;   /* aw_error_type_t */
     uint8_t               stop_reason;  /* aw_stop_reason_t */
-    bool                  listed;       /* in the task table */
+    /* One byte of flags. The last five belong to durability (store.c):
+     * they let a change that must be committed before it takes effect
+     * wait for its commit without a second record. */
+    uint8_t               listed : 1;   /* in the task table */
+    uint8_t               held : 1;     /* created, not yet committed: a
+                                           side-effect kind does not start,
+                                           lookups do not find it */
+    uint8_t               written : 1;  /* held, and in a batch in flight */
+    uint8_t               dirty : 1;    /* changed since its last batch */
+    uint8_t               cancel_asked : 1; /* a cancel awaits its commit */
+    uint8_t               forget_asked : 1; /* a delete awaits its commit */
     char                  args[];       /* compact JSON object, allocated
                                            with the task: it never changes */
 };

@@ -44,6 +44,8 @@ struct fx {
     aw_engine_t       *e;
 };
 
+static aw_engine_t *cur_engine;         /* the fixture's, for configure() */
+
 static void configure(bool allow_root, size_t max_output)
 {
     aw_exec_config_t c = {
@@ -51,7 +53,7 @@ static void configure(bool allow_root, size_t max_output)
         .max_output = max_output, .allow_root = allow_root,
     };
     char err[256];
-    assert_int_equal(aw_exec_configure(&c, err, sizeof err), 0);
+    assert_int_equal(aw_engine_configure_kind(cur_engine, "exec", &c, err, sizeof err), 0);
 }
 
 static int setup(void **state)
@@ -62,6 +64,7 @@ static int setup(void **state)
     if (!f || !(f->base = event_base_new()) || !(f->e = aw_engine_new(f->base, &lim)) ||
         aw_engine_add_kind(f->e, &aw_kind_exec, true) < 0)
         return -1;
+    cur_engine = f->e;
     configure(true, 16 << 20);
     *state = f;
     return 0;
@@ -73,7 +76,7 @@ static int teardown(void **state)
     aw_engine_free(f->e);
     event_base_free(f->base);
     free(f);
-    aw_exec_configure(NULL, NULL, 0);
+    cur_engine = NULL;
     return 0;
 }
 
@@ -176,7 +179,7 @@ static void assert_output(const aw_task_t *t, int stream, const char *want)
 {
     const char *data;
     size_t len;
-    assert_int_equal(aw_exec_output(t, stream, &data, &len), 0);
+    assert_int_equal(aw_task_output(t, stream, &data, &len), 0);
     assert_int_equal(len, strlen(want));
     assert_memory_equal(data, want, len);
 }
@@ -308,7 +311,7 @@ static void output_is_capped_counted_and_truncated(void **state)
     assert_int_equal(t->state, AW_SUCCEEDED);
     const char *data;
     size_t len;
-    assert_int_equal(aw_exec_output(t, AW_STDOUT, &data, &len), 0);
+    assert_int_equal(aw_task_output(t, AW_STDOUT, &data, &len), 0);
     assert_int_equal(len, 1 << 20);
     assert_int_equal(aw_exec_dropped(t, AW_STDOUT), 10485760 - (1 << 20));
     assert_int_equal(aw_exec_dropped(t, AW_STDERR), 0);
@@ -334,7 +337,7 @@ static void invalid_utf8_becomes_replacement_characters(void **state)
                                          "a\\377b\\303\"\\001\\000z"));
     const char *data;
     size_t len;
-    assert_int_equal(aw_exec_output(t, AW_STDOUT, &data, &len), 0);
+    assert_int_equal(aw_task_output(t, AW_STDOUT, &data, &len), 0);
     assert_int_equal(len, 8);                       /* the raw bytes */
     assert_memory_equal(data, "a\377b\303\"\001\000z", 8);
     json_t *r = result_of(t);
@@ -351,7 +354,7 @@ static bool has_ready(void *arg)
 {
     const char *data;
     size_t len;
-    aw_exec_output(arg, AW_STDOUT, &data, &len);
+    aw_task_output(arg, AW_STDOUT, &data, &len);
     return len >= 6 && memcmp(data, "ready\n", 6) == 0;
 }
 
@@ -407,7 +410,7 @@ static void a_grandchild_holding_stdout_does_not_keep_the_task(void **state)
     assert_int_equal(t->state, AW_SUCCEEDED);
     const char *data;
     size_t len;
-    aw_exec_output(t, AW_STDOUT, &data, &len);
+    aw_task_output(t, AW_STDOUT, &data, &len);
     pid_t g = (pid_t)strtol(data, NULL, 10);
     assert_true(g > 1);
     assert_process_ends(g);
@@ -415,7 +418,7 @@ static void a_grandchild_holding_stdout_does_not_keep_the_task(void **state)
     t = run_argv(f, json_pack("{s:[sss]}", "argv", "/bin/sh", "-c",
                               "/usr/bin/setsid /bin/sleep 30 & echo $!"));
     assert_int_equal(t->state, AW_SUCCEEDED);
-    aw_exec_output(t, AW_STDOUT, &data, &len);
+    aw_task_output(t, AW_STDOUT, &data, &len);
     g = (pid_t)strtol(data, NULL, 10);
     assert_true(g > 1);
     assert_int_equal(kill(g, SIGKILL), 0);
@@ -538,14 +541,14 @@ static void nothing_is_allowed_by_default(void **state)
     struct fx *f = *state;
     aw_exec_config_t c = { .allow_root = true, .max_output = 100 };
     char err[256];
-    assert_int_equal(aw_exec_configure(&c, err, sizeof err), 0);
+    assert_int_equal(aw_engine_configure_kind(cur_engine, "exec", &c, err, sizeof err), 0);
     aw_task_t *t;
     assert_int_equal(try_create(f, json_pack("{s:[s]}", "argv", "/bin/true"), -1,
                                 &t, err, sizeof err), AW_EFORBIDDEN);
     const char *bad[] = { "bin/*" };
     c.allow = bad;
     c.nallow = 1;
-    assert_int_equal(aw_exec_configure(&c, err, sizeof err), AW_EINVAL);
+    assert_int_equal(aw_engine_configure_kind(f->e, "exec", &c, err, sizeof err), AW_EINVAL);
     assert_non_null(strstr(err, "bin/*"));
 }
 
@@ -580,7 +583,7 @@ static void child_has_only_its_three_fds(void **state)
                               "ps -o pgid= -p $$ | tr -d ' '; echo $$"));
     const char *data;
     size_t len;
-    aw_exec_output(t, AW_STDOUT, &data, &len);
+    aw_task_output(t, AW_STDOUT, &data, &len);
     if (t->state == AW_SUCCEEDED) {                  /* ps may be missing */
         long pgid = strtol(data, NULL, 10), pid = strtol(strchr(data, '\n') + 1, NULL, 10);
         assert_int_equal(pgid, pid);                 /* its own process group */
@@ -620,7 +623,7 @@ static void follow_cb(void *arg)
     const char *data;
     size_t len;
     fl->calls++;
-    assert_int_equal(aw_exec_output(fl->t, AW_STDOUT, &data, &len), 0);
+    assert_int_equal(aw_task_output(fl->t, AW_STDOUT, &data, &len), 0);
     assert_true(len >= fl->seen);
     assert_true(len < sizeof fl->text);
     memcpy(fl->text + fl->seen, data + fl->seen, len - fl->seen);
@@ -628,7 +631,7 @@ static void follow_cb(void *arg)
     if (aw_task_done(fl->t)) {
         fl->ended = true;
         if (fl->unwatch_in_cb) {
-            aw_exec_unwatch(fl->w);
+            aw_task_unwatch_output(fl->t, fl->w);
             fl->w = NULL;
         }
     }
@@ -652,7 +655,7 @@ static void watch_follows_a_running_job(void **state)
     aw_task_t *t = create(f, json_pack("{s:[sss]}", "argv", "/bin/sh", "-c",
                                        "echo a; sleep 0.2; echo b"), -1);
     struct follow fl = { .t = t, .unwatch_in_cb = true };
-    fl.w = aw_exec_watch(t, follow_cb, &fl);
+    fl.w = aw_task_watch_output(t, follow_cb, &fl);
     assert_non_null(fl.w);
     assert_int_equal(fl.calls, 0);              /* never from inside watch */
     run_until(f, seen_a, &fl);
@@ -670,13 +673,13 @@ static void watch_keeps_a_forgotten_task_readable(void **state)
     struct fx *f = *state;
     aw_task_t *t = run_argv(f, json_pack("{s:[ss]}", "argv", "/bin/echo", "kept"));
     struct follow fl = { .t = t };
-    fl.w = aw_exec_watch(t, follow_cb, &fl);
+    fl.w = aw_task_watch_output(t, follow_cb, &fl);
     assert_non_null(fl.w);
     assert_int_equal(aw_task_forget(f->e, t), 0);   /* the table lets go */
     run_until(f, follow_ended, &fl);                /* called once, from the loop */
     assert_int_equal(fl.calls, 1);
     assert_memory_equal(fl.text, "kept\n", 5);
-    aw_exec_unwatch(fl.w);                          /* frees the task (ASan) */
+    aw_task_unwatch_output(fl.t, fl.w);                          /* frees the task (ASan) */
 }
 
 static void watch_refuses_other_kinds(void **state)
@@ -691,10 +694,10 @@ static void watch_refuses_other_kinds(void **state)
     json_decref(spec.args);
     const char *data;
     size_t len;
-    assert_int_equal(aw_exec_output(t, AW_STDOUT, &data, &len), AW_ENOOUTPUT);
-    assert_null(aw_exec_watch(t, follow_cb, NULL));
+    assert_int_equal(aw_task_output(t, AW_STDOUT, &data, &len), AW_ENOOUTPUT);
+    assert_null(aw_task_watch_output(t, follow_cb, NULL));
     t = run_argv(f, json_pack("{s:[s]}", "argv", "/bin/true"));
-    assert_int_equal(aw_exec_output(t, 3, &data, &len), AW_EINVAL);
+    assert_int_equal(aw_task_output(t, 3, &data, &len), AW_EINVAL);
 }
 
 int main(void)

@@ -1,0 +1,43 @@
+/*
+ * task_record.h — a task as the store keeps it: every field that must
+ * survive a restart, and nothing of the API's JSON shape, so that an
+ * addition to the API is not a storage migration.
+ *
+ * A record never owns its strings: aw_task_record_of points them into the
+ * task (valid until control returns to the loop), and the store points
+ * them into its own copies or into SQLite's row.
+ */
+#ifndef AW_TASK_RECORD_H
+#define AW_TASK_RECORD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "task.h"
+
+typedef struct aw_task_record {
+    const char *id;
+    const char *kind;
+    const char *queue;
+    const char *name;               /* NULL: none */
+    const char *idempotency_key;    /* NULL: none */
+    const char *args;               /* compact JSON object */
+    const char *result;             /* compact JSON; NULL: none */
+    const char *error_message;      /* NULL: none */
+    int         state;              /* aw_task_state_t */
+    int         error_type;         /* aw_error_type_t */
+    int         stop_reason;        /* aw_stop_reason_t */
+    int64_t     timeout_ms;         /* -1: none */
+    int64_t     started_at;         /* wall ms; 0: not yet */
+    int64_t     finished_at;        /* wall ms; 0: not yet */
+    pid_t       process_group;      /* a running job's group; 0: none */
+} aw_task_record_t;
+
+/* Fills r from t as it is now, with the durability marks applied: a task
+ * whose cancel awaits its commit is written as the cancel will leave it
+ * (a pending one cancelled, a running one stopping for a cancel), so that
+ * once the record is committed a restart honours the cancel. now_ms is
+ * the finished_at of such a pending task. */
+void aw_task_record_of(const aw_task_t *t, int64_t now_ms, aw_task_record_t *r);
+
+#endif
