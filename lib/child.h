@@ -2,12 +2,15 @@
  * child.h — starting a program without a shell, and the path rules that
  * decide which file is started.
  *
- * aw_spawn() is posix_spawn with the hygiene a daemon owes its children:
- * a process group of its own (so the whole job can be signalled), an empty
- * signal mask and default dispositions (the daemon ignores SIGPIPE; the
- * child must not), stdin/stdout/stderr on fresh pipes and no other file
- * descriptor. It returns at once; the caller watches the pipes and the
- * child's exit on its loop. Nothing here blocks or keeps state.
+ * aw_spawn() starts a program with the hygiene a daemon owes its
+ * children: a process group of its own (so the whole job can be
+ * signalled), an empty signal mask and default dispositions (the daemon
+ * ignores SIGPIPE; the child must not), stdin/stdout/stderr on fresh pipes
+ * and no other file descriptor, and SIGKILL from the kernel when the
+ * daemon dies, so that a daemon killed with SIGKILL leaves no job running
+ * unsupervised. It returns as soon as the program has been exec'd; the
+ * caller watches the pipes and the child's exit on its loop. Nothing here
+ * waits for a job or keeps state.
  */
 #ifndef AW_CHILD_H
 #define AW_CHILD_H
@@ -33,9 +36,22 @@ typedef struct aw_child {
 } aw_child_t;
 
 /* Starts o->path. Returns 0 with *c filled (every fd O_CLOEXEC, the pipe
- * ends O_NONBLOCK), or -errno (-ENOENT, -EACCES, -E2BIG, -EMFILE, ...)
- * with nothing left open and no child running. The caller must later reap
- * c->pid and close the fds. */
+ * ends O_NONBLOCK), or -errno (-ENOENT, -EACCES, -E2BIG, -EMFILE, a chdir
+ * error for o->cwd, ...) with nothing left open and no child left: a child
+ * that failed before its exec has been reaped. The caller must later reap
+ * c->pid and close the fds.
+ *
+ * The parent-death SIGKILL (PR_SET_PDEATHSIG) is tied by the kernel to the
+ * calling thread, not to the process: call aw_spawn only from a thread
+ * that lives as long as the daemon (awaitd's main loop thread), or jobs
+ * die with the thread. The signal reaches the program itself, not the
+ * processes it starts, and a program whose exec changes its credentials
+ * (set-user-ID, set-group-ID, file capabilities) loses it.
+ *
+ * The calling thread is suspended until the exec, with its signals
+ * blocked meanwhile; the child runs in the daemon's memory until then and
+ * calls only async-signal-safe functions, so other threads may hold any
+ * lock. */
 int aw_spawn(const aw_spawn_opts_t *o, aw_child_t *c);
 
 /* Joins dir and name (name may be absolute: dir is then ignored) into out

@@ -1,6 +1,6 @@
 /*
  * kind_exec.c — the `exec` kind (see kind_exec.h): one program per task,
- * started with posix_spawn (child.c), driven entirely by loop events.
+ * started with aw_spawn (child.c), driven entirely by loop events.
  *
  * A job's life, all on the libevent base:
  *   prepare  checks args, resolves argv[0] to an absolute path, applies the
@@ -615,7 +615,7 @@ static int exec_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
     return 0;
 }
 
-/* argv and envp for posix_spawn, from the stored args. The strings of argv
+/* argv and envp for aw_spawn, from the stored args. The strings of argv
  * point into args; envp's are allocated ("K=V"). */
 static int build_vectors(const struct exec_cfg *cfg, json_t *args,
                          char ***argvp, char ***envpp)
@@ -725,6 +725,8 @@ static void exec_start(aw_engine_t *e, aw_task_t *t)
             .cwd = json_string_value(json_object_get(args, "cwd")),
             .stdin_pipe = json_is_string(in),
         };
+        /* On the loop thread, which lives as long as the daemon: the
+         * kernel kills the job when the thread that spawned it exits. */
         rc = aw_spawn(&o, &c);
     }
     free_vectors(argv, envp);
