@@ -310,6 +310,8 @@ static void on_change(void *arg, aw_task_event_t what, aw_task_t *t)
             void_events_of(t);
         return;
     }
+    if (what == AW_TASK_MARKED)
+        return;
     reserve_ids();
     aw_buf_t *b = &ev.scratch;
     aw_buf_reset(b);

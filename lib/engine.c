@@ -467,7 +467,12 @@ void aw_task_release(aw_engine_t *e, aw_task_t *t)
         return;
     t->held = false;
     t->written = false;
-    observe(e, t);
+    if (aw_task_done(t)) {
+        aw_heap_set(&e->heap, &t->deadline, aw_clock_mono_ms() + e->limits.retention_ms);
+        aw__engine_arm(e);
+    }
+    /* No event: nothing about the task changed, its record was just
+     * committed. A queued start reports running as usual. */
     if (t->kind->start_after_commit && t->state == AW_PENDING) {
         aw__queue_push(t->queue, t);
         dispatch(e, t->queue);
@@ -563,7 +568,7 @@ void aw_task_ask(aw_engine_t *e, aw_task_t *t, enum aw_ask what, bool on)
         t->cancel_asked = on;
     else
         t->forget_asked = on;
-    observe(e, t);
+    aw__engine_notify(e, AW_TASK_MARKED, t);
 }
 
 void aw__task_fail_unstarted(aw_engine_t *e, aw_task_t *t, aw_error_type_t type,
@@ -623,7 +628,10 @@ int aw_task_set_wake(aw_engine_t *e, aw_task_t *t, int64_t mono_ms)
 static void task_due(aw_engine_t *e, aw_task_t *t, int64_t now)
 {
     if (aw_task_done(t)) {
-        aw_task_forget(e, t);
+        /* A held task's retention starts at its release: the client that
+         * created it must still find it. */
+        if (!t->held)
+            aw_task_forget(e, t);
         return;
     }
     if (t->state != AW_RUNNING)

@@ -97,8 +97,9 @@ const struct aw_queue *aw_engine_queues(const aw_engine_t *e);
  *                      CHANGED again in its final state, all inside
  *                      aw_task_create.
  *   AW_TASK_CHANGED    its state or a field changed (started_at, result,
- *                      error, the durability flags), or a held task was
- *                      released.
+ *                      error).
+ *   AW_TASK_MARKED     a durability mark of aw_task_ask changed: no state
+ *                      change, but what the store writes for it did.
  *   AW_TASK_FORGOTTEN  it leaves the table: DELETE, retention, or a held
  *                      create that was discarded (t->held still set).
  * Tasks read back by aw_engine_restore are not reported, except when the
@@ -110,6 +111,7 @@ const struct aw_queue *aw_engine_queues(const aw_engine_t *e);
 typedef enum aw_task_event {
     AW_TASK_CREATED,
     AW_TASK_CHANGED,
+    AW_TASK_MARKED,
     AW_TASK_FORGOTTEN,
 } aw_task_event_t;
 typedef void (*aw_listener_cb)(void *arg, aw_task_event_t ev, aw_task_t *t);
@@ -152,7 +154,7 @@ int  aw_task_cancel(aw_engine_t *e, aw_task_t *t);
 /* Forgets a finished task. Returns 0 or AW_EACTIVE. */
 int  aw_task_forget(aw_engine_t *e, aw_task_t *t);
 /* Marks a cancel or a delete that must be committed before it is done
- * (on = true), or drops the mark; listeners hear CHANGED. The store
+ * (on = true), or drops the mark; listeners hear MARKED. The store
  * writes the task as it will be afterwards and carries the operation out
  * at the commit (store.h). */
 enum aw_ask { AW_ASK_CANCEL, AW_ASK_FORGET };

@@ -403,6 +403,8 @@ static void apply_committed(aw_store_t *s, struct batch *b)
         switch (x->intent) {
         case INTENT_RELEASE:
             aw_task_release(e, t);
+            if (t->dirty)
+                arm_flush(s);           /* it changed after its first record */
             break;
         case INTENT_CANCEL:
             if (t->cancel_asked) {

@@ -74,6 +74,12 @@ start_daemon_try() {
     local d i port=""
     d=$(mktemp -d "$AW_TMP/daemon.XXXXXX")
     printf '%s\n' "$conf" >"$d/awaitd.conf"
+    # Durable by default, as the shipped configuration is: every case runs
+    # against a store of its own unless its configuration has [storage]
+    # or AW_MEMORY=1 asks for the memory-only daemon.
+    if [ -z "${AW_MEMORY:-}" ] && ! grep -q '^\[storage\]' "$d/awaitd.conf"; then
+        printf '\n[storage]\nstate_dir = %s/state\n' "$d" >>"$d/awaitd.conf"
+    fi
     (
         "$AWAITD" --config "$d/awaitd.conf" --listen 127.0.0.1:0 "$@" \
             >"$d/stdout" 2>"$d/log" </dev/null &

@@ -269,7 +269,7 @@ case_last_event_id_older_than_the_ring_starts_at_the_oldest_kept() {
 
 case_last_event_id_from_another_run_is_said_unknown() {
     sse_start future '' -H 'Last-Event-ID: 99999999'
-    await_line future '^: last event id 99999999 is unknown \(event ids restart with the daemon\)'
+    await_line future '^: last event id 99999999 is unknown \(newer than any event of this daemon\)'
     kill "$SSE_PID" 2>/dev/null
 }
 
