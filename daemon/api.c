@@ -220,11 +220,44 @@ static void get_healthz(struct http_ctx *x)
 static void get_metrics(struct http_ctx *x)
 {
     struct metrics_http h = { .open_connections = http_open_connections(x->srv),
-                              .sse_clients = events_clients() };
+                              .sse_clients = events_clients(),
+                              .store = http_store(x->srv) };
     aw_buf_t b;
     aw_buf_init(&b);
     metrics_write(&b, http_engine(x->srv), &h);
     http_reply(x, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+/* /v1/info's "storage": commit_ms_p99 is read off the latency buckets
+ * (the upper bound of the bucket that holds the 99th percentile), so it
+ * is an upper bound too, never an understatement. */
+static void write_storage(aw_buf_t *b, const aw_store_t *st)
+{
+    if (!st) {
+        aw_buf_adds(b, "{\"path\":null,\"sync\":null,\"bytes\":0,\"commits\":0,"
+                    "\"commit_ms_p99\":null}");
+        return;
+    }
+    aw_store_info_t in;
+    aw_store_info(st, &in);
+    aw_buf_adds(b, "{\"path\":");
+    aw_utf8_add_json_str(b, in.path);
+    aw_buf_printf(b, ",\"sync\":\"%s\",\"bytes\":%llu,\"commits\":%llu,\"commit_ms_p99\":",
+                  in.sync == AW_SYNC_FULL ? "full" : "normal", (unsigned long long)in.bytes,
+                  (unsigned long long)in.commits);
+    if (!in.commits) {
+        aw_buf_adds(b, "null");
+    } else {
+        uint64_t need = in.commits - in.commits / 100, seen = 0;
+        size_t i = 0;
+        while (i < AW_STORE_LATENCY_BUCKETS && (seen += in.latency[i]) < need)
+            i++;
+        if (i < AW_STORE_LATENCY_BUCKETS)
+            aw_buf_printf(b, "%g", aw_store_latency_bounds[i]);
+        else
+            aw_buf_printf(b, "%g", in.commit_ms_sum / (double)in.commits * 4);
+    }
+    aw_buf_printf(b, ",\"failing\":%s}", in.failing ? "true" : "false");
 }
 
 static void get_info(struct http_ctx *x)
@@ -261,7 +294,9 @@ static void get_info(struct http_ctx *x)
                       q->concurrency, q->running, (unsigned long long)q->npending,
                       q->next ? "," : "");
     }
-    aw_buf_adds(&b, "}}\n");
+    aw_buf_adds(&b, "},\"storage\":");
+    write_storage(&b, http_store(x->srv));
+    aw_buf_adds(&b, "}\n");
     http_reply(x, 200, &b, "application/json");
 }
 

@@ -136,6 +136,42 @@ static void write_latency(aw_buf_t *b)
     }
 }
 
+static void write_buckets(aw_buf_t *b, const char *name, const uint64_t *counts,
+                          const double *bounds, size_t n, double scale, double sum,
+                          uint64_t count)
+{
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < n; i++) {
+        cumulative += counts[i];
+        aw_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i] * scale,
+                      (unsigned long long)cumulative);
+    }
+    aw_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n",
+                  name, (unsigned long long)count, name, sum, name,
+                  (unsigned long long)count);
+}
+
+static void write_store(aw_buf_t *b, const aw_store_t *store)
+{
+    aw_store_info_t in;
+    aw_store_info(store, &in);
+    family(b, "awaitd_store_commit_duration_seconds", "histogram",
+           "Time from a batch being handed to the writer thread to its commit.");
+    write_buckets(b, "awaitd_store_commit_duration_seconds", in.latency,
+                  aw_store_latency_bounds, AW_STORE_LATENCY_BUCKETS, 1e-3,
+                  in.commit_ms_sum / 1000, in.commits);
+    family(b, "awaitd_store_batch_records", "histogram",
+           "Records (task writes and deletes) per committed transaction.");
+    write_buckets(b, "awaitd_store_batch_records", in.batch, aw_store_batch_bounds,
+                  AW_STORE_BATCH_BUCKETS, 1, (double)in.records, in.commits);
+    family(b, "awaitd_store_commit_failures_total", "counter",
+           "Transactions that failed (disk full, I/O error).");
+    aw_buf_printf(b, "awaitd_store_commit_failures_total %llu\n",
+                  (unsigned long long)in.failures);
+    family(b, "awaitd_store_bytes", "gauge", "Size of the database and its write-ahead log.");
+    aw_buf_printf(b, "awaitd_store_bytes %llu\n", (unsigned long long)in.bytes);
+}
+
 void metrics_write(aw_buf_t *b, const aw_engine_t *e, const struct metrics_http *http)
 {
     aw_engine_stats_t st;
@@ -180,6 +216,9 @@ void metrics_write(aw_buf_t *b, const aw_engine_t *e, const struct metrics_http 
     aw_buf_printf(b, "awaitd_loop_lag_seconds %.3f\n", (double)lag_last_ms / 1000);
     family(b, "awaitd_loop_lag_max_seconds", "gauge", "The largest loop lag seen since start.");
     aw_buf_printf(b, "awaitd_loop_lag_max_seconds %.3f\n", (double)lag_max_ms / 1000);
+
+    if (http->store)
+        write_store(b, http->store);
 
     family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     aw_buf_printf(b, "process_resident_memory_bytes %lld\n", resident_bytes());

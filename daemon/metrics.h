@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "engine.h"
+#include "store.h"
 
 struct event_base;
 
@@ -33,8 +34,9 @@ void metrics_stop(void);
 
 /* Numbers only the HTTP layer knows, passed in at scrape time. */
 struct metrics_http {
-    unsigned open_connections;
-    unsigned sse_clients;
+    unsigned          open_connections;
+    unsigned          sse_clients;
+    const aw_store_t *store;        /* NULL: memory only */
 };
 
 /* Appends the exposition text. */
