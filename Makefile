@@ -5,6 +5,10 @@ PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/awaitd
+# The state directory of the installed configuration: the systemd unit's
+# StateDirectory=awaitd.
+STATEDIR   ?= /var/lib/awaitd
 DESTDIR    ?=
 CC         ?= cc
 VERSION    := 0.1.0
@@ -131,7 +135,10 @@ install: all
 	install -D -m 0755 $(BUILD)/awaitd $(DESTDIR)$(PREFIX)/bin/awaitd
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf ]; then \
 	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf"; \
-	else install -D -m 0644 config/awaitd.conf $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf; fi
+	else install -d $(DESTDIR)$(SYSCONFDIR)/awaitd && \
+	    sed 's|^state_dir = .*|state_dir = $(STATEDIR)|' config/awaitd.conf \
+	        >$(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf && \
+	    chmod 0644 $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf; fi
 	install -d $(DESTDIR)$(UNITDIR)
 	sed -e 's|/usr/local/bin/awaitd|$(PREFIX)/bin/awaitd|' \
 	    -e 's|/etc/awaitd/|$(SYSCONFDIR)/awaitd/|' \
@@ -139,15 +146,17 @@ install: all
 	install -m 0644 systemd/awaitd.socket $(DESTDIR)$(UNITDIR)/awaitd.socket
 	chmod 0644 $(DESTDIR)$(UNITDIR)/awaitd.service
 	install -D -m 0644 daemon/awaitd.8 $(DESTDIR)$(MANDIR)/man8/awaitd.8
+	install -D -m 0644 docs/api.md $(DESTDIR)$(DOCDIR)/api.md
 
 # Removes what install put there. The configuration file goes only if it is
 # still the one shipped: an edited one is the operator's.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/awaitd
 	rm -f $(DESTDIR)$(UNITDIR)/awaitd.service $(DESTDIR)$(UNITDIR)/awaitd.socket
-	rm -f $(DESTDIR)$(MANDIR)/man8/awaitd.8
+	rm -f $(DESTDIR)$(MANDIR)/man8/awaitd.8 $(DESTDIR)$(DOCDIR)/api.md
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@f=$(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf; \
-	if [ -e $$f ] && ! cmp -s $$f config/awaitd.conf; then \
+	if [ -e $$f ] && ! sed 's|^state_dir = .*|state_dir = $(STATEDIR)|' config/awaitd.conf | cmp -s $$f -; then \
 	    echo "keeping $$f: it was edited"; \
 	else rm -f $$f; rmdir $(DESTDIR)$(SYSCONFDIR)/awaitd 2>/dev/null || true; fi
 

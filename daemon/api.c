@@ -1,5 +1,5 @@
 /*
- * api.c — routing and the handlers of ../shared/api-v1.md (see api.h).
+ * api.c — routing and the handlers of the v1 API (docs/api.md; see api.h).
  *
  * Handlers validate everything before they change anything, so a refused
  * request leaves no trace. Errors go through http_reply_error with an error

@@ -4,9 +4,15 @@
  * The access-handler protocol, per request:
  *   1st call (headers only): note whether a body must be kept; refuse an
  *     announced oversized body at once. Never answer a normal request here:
- *     an answer in the first call makes MHD drop keep-alive (notes P2).
+ *     libmicrohttpd 0.9.75 treats a response queued while the connection
+ *     is still in HEADERS_PROCESSED as "early", stops reading the body
+ *     and closes the connection after it, so keep-alive would be lost.
  *   calls with upload data: append (bounded by max_body_bytes) or discard;
- *     every byte must be consumed before answering (notes P8).
+ *     every byte must be consumed before answering: a reply with upload
+ *     data pending makes MHD call the handler again, the second
+ *     MHD_queue_response fails, and MHD closes the connection with
+ *     "Application reported internal error" (seen with curl sending one
+ *     body to two URLs).
  *   final call: authenticate, then hand the request to the handler.
  *   after a resume: send the answer finish() prepared.
  * Bodyless requests get no allocation at all: *con_cls points at a static
@@ -105,7 +111,17 @@ struct http_server {
 /* *con_cls of requests that need no state. */
 static char no_state;
 
-/* ---- the pump: MHD_run, then re-arm MHD's timeout (notes P1, P3) ---- */
+/* ---- the pump: MHD_run, then re-arm MHD's timeout ----
+ *
+ * Why MHD_run after every batch of resumes: in external-polling mode MHD
+ * has no inter-thread channel (it drops MHD_USE_ITC), and
+ * MHD_resume_connection only sets a flag that the next MHD_run reads;
+ * nothing wakes epoll. Without the pump a resumed waiter is answered only
+ * when something unrelated wakes the loop (measured: about ten minutes).
+ * Why the timer is re-armed from MHD_get_timeout after every run, 0 ms
+ * included: MHD keeps connections with unprocessed data on an internal
+ * list and reports that through a zero timeout, while its epoll fd (edge
+ * triggered inside) may never become readable again for them. */
 
 static void pump(struct http_server *s)
 {
@@ -159,7 +175,8 @@ static bool authorized(struct http_server *s, struct MHD_Connection *c, const ch
     if (!needs_auth(s, path))
         return true;
     /* Browsers' EventSource cannot send headers: the event stream also
-     * takes the token as ?access_token= (api-v1.md, GET /v1/events). */
+     * takes the token as ?access_token= (the API reference, GET
+     * /v1/events). */
     if (strcmp(path, "/v1/events") == 0) {
         const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "access_token");
         if (q && token_matches(q, s->cfg->auth_token))
@@ -852,8 +869,9 @@ void http_server_free(struct http_server *s)
 {
     if (!s)
         return;
-    /* MHD forbids stopping with suspended connections (notes P5): answer
-     * them first. Only reached without a drain on start-up failure. */
+    /* Stopping MHD with suspended connections is an API violation
+     * (microhttpd.h, MHD_suspend_connection): answer them first. Only
+     * reached without a drain on start-up failure. */
     if (s->suspended || s->streams || s->held)
         http_server_drain(s, NULL, NULL);
     if (s->mhd) {

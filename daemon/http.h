@@ -4,7 +4,7 @@
  * MHD runs in external-epoll mode: its epoll fd is one persistent read event
  * on the base, its timeout one timer, and a "pump" event runs MHD_run once
  * after any batch of resumes (MHD does not wake itself in this mode; see
- * ../shared notes P1). Handlers (api.c) answer through http_reply*; a
+ * the pump in http.c). Handlers (api.c) answer through http_reply*; a
  * request that must wait (a `wait`) is suspended with no thread and no
  * polling, and answered with http_resume when its waiter fires.
  *

@@ -818,11 +818,34 @@ static struct job *job_of(const aw_task_t *t)
     return t->kind == &aw_kind_exec ? t->kdata.p : NULL;
 }
 
+/* A job read back from the store has no pipes left, only its result:
+ * the output is the result's stdout or stderr, decoded into a buffer that
+ * the next call reuses (the contract of aw_task_output allows that). Its
+ * bytes are the text the result kept (invalid UTF-8 already replaced). */
+static int stored_output(const aw_task_t *t, int stream, const char **data, size_t *len)
+{
+    static char *scratch;
+    json_t *r = t->result ? json_loads(t->result, JSON_ALLOW_NUL, NULL) : NULL;
+    json_t *v = json_object_get(r, stream == AW_STDOUT ? "stdout" : "stderr");
+    size_t n = json_string_length(v);
+    char *p = json_is_string(v) ? realloc(scratch, n + 1) : NULL;
+    if (p) {
+        scratch = p;
+        memcpy(p, json_string_value(v), n);
+    }
+    *data = p ? p : "";
+    *len = p ? n : 0;
+    json_decref(r);
+    return 0;
+}
+
 static int exec_output(const aw_task_t *t, int stream, const char **data, size_t *len)
 {
     if (stream != AW_STDOUT && stream != AW_STDERR)
         return AW_EINVAL;
     struct job *j = job_of(t);
+    if (!j && aw_task_done(t))
+        return stored_output(t, stream, data, len);
     const struct output *o = j ? &j->out[stream - 1] : NULL;
     *data = o && o->data ? o->data : "";
     *len = o ? o->len : 0;

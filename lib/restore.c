@@ -136,7 +136,9 @@ int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out
         aw__queue_push(q, t);
     } else if (r->state == AW_RUNNING) {
         /* As if it were stopped now: the record says when it started, and
-         * finishing sets finished_at. */
+         * finishing sets finished_at. A retry policy (a later addition to
+         * the contract) decides here instead: a task with attempts left
+         * goes back to pending for its next attempt. */
         q->running++;
         if (t->stop_reason == AW_STOP_NONE)
             t->stop_reason = AW_STOP_INTERRUPT;
