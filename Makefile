@@ -50,7 +50,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps run test check unit blackbox test-san test-units bench clean \
+.PHONY: all deps run test check unit blackbox blackbox-memory test-san test-units bench clean \
         install uninstall
 
 all: $(BUILD)/awaitd
@@ -95,13 +95,20 @@ unit: $(UNIT_TESTS)
 blackbox: $(BUILD)/awaitd
 	@AWAITD=$(BUILD)/awaitd tests/blackbox/run
 
-# One pass: unit tests and black-box tests against this build.
+# The same cases against a memory-only daemon ([storage] state_dir empty).
+blackbox-memory: $(BUILD)/awaitd
+	@AW_MEMORY=1 AWAITD=$(BUILD)/awaitd tests/blackbox/run
+
+# One pass: unit tests and black-box tests against this build (the quick
+# target for iterating: `make check`, or one file with
+# `AWAITD=build/awaitd tests/blackbox/run test_wait`).
 check: all unit blackbox
 
 # Everything, plain and then under ASan+UBSan; counts add up in one file.
 test: deps
 	@mkdir -p build && rm -f build/results
 	$(MAKE) check AW_RESULTS=$(CURDIR)/build/results
+	$(MAKE) blackbox-memory AW_RESULTS=$(CURDIR)/build/results
 	$(MAKE) check SANITIZER=address,undefined AW_RESULTS=$(CURDIR)/build/results
 	$(MAKE) test-units AW_RESULTS=$(CURDIR)/build/results
 	@tests/summary build/results

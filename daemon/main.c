@@ -595,6 +595,8 @@ int main(int argc, char **argv)
     service_ready(app.svc);
     event_base_dispatch(app.base);
 
+    if (app.store)
+        aw_store_on_commit(app.store, NULL, NULL);  /* the server goes first */
     http_server_free(app.http);
     events_free();
     aw_store_close(app.store);          /* commits the last changes */

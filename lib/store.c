@@ -362,9 +362,10 @@ static void flush(aw_store_t *s)
         if (rec_own(x) < 0)
             b->n--;
     }
+    /* What stays in the dirty list is written later: a held task when its
+     * first record's commit releases it (apply_committed re-arms), the
+     * rest (out of memory) with the next change. */
     s->nmeta = 0;
-    if (keep)
-        arm_flush(s);                       /* held tasks wait; others retry */
     if (!b->n)
         return;
     s->building = NULL;
