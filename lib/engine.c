@@ -377,16 +377,21 @@ static int stop_running(aw_engine_t *e, aw_task_t *t, aw_stop_reason_t why)
 aw_task_t *aw__task_new(const aw_kind_t *k, aw_queue_t *q, json_t *args,
                         int64_t timeout_ms)
 {
-    /* The args text is stored inside the task's own allocation. */
     char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    size_t len = text ? strlen(text) : 0;
-    aw_task_t *t = text ? calloc(1, sizeof *t + len + 1) : NULL;
-    if (!t) {
-        free(text);
-        return NULL;
-    }
-    memcpy(t->args, text, len + 1);
+    aw_task_t *t = text ? aw__task_new_text(k, q, text, timeout_ms) : NULL;
     free(text);
+    return t;
+}
+
+aw_task_t *aw__task_new_text(const aw_kind_t *k, aw_queue_t *q, const char *args,
+                             int64_t timeout_ms)
+{
+    /* The args text is stored inside the task's own allocation. */
+    size_t len = strlen(args);
+    aw_task_t *t = calloc(1, sizeof *t + len + 1);
+    if (!t)
+        return NULL;
+    memcpy(t->args, args, len + 1);
     t->kind = k;
     t->queue = q;
     t->refs = 1;

@@ -58,6 +58,9 @@ void aw__engine_notify(aw_engine_t *e, aw_task_event_t ev, aw_task_t *t);
  * not yet listed. The kind's prepare has not run. NULL on ENOMEM. */
 aw_task_t *aw__task_new(const aw_kind_t *k, aw_queue_t *q, json_t *args,
                         int64_t timeout_ms);
+/* The same with args already compact JSON text (a stored record). */
+aw_task_t *aw__task_new_text(const aw_kind_t *k, aw_queue_t *q, const char *args,
+                             int64_t timeout_ms);
 /* Puts a constructed task into the table and counts it as held in its
  * state (unfinished too when active). Takes over the caller's reference.
  * Returns 0 or -ENOMEM (the task is then freed). */

@@ -36,7 +36,7 @@ check_exposition() {
         if (!(t in help)) fail("family without HELP")
         if (type[t] == "counter" && $2 < 0) fail("negative counter")
         if (name ~ /_bucket$/) {
-            series = key; sub(/,?le="[^"]*"/, "", series)
+            series = key; sub(/,?le="[^"]*"/, "", series); sub(/\{\}$/, "", series)
             if (series in last && $2 < last[series]) fail("histogram buckets not cumulative")
             last[series] = $2
             if (key ~ /le="\+Inf"/) inf[series] = $2
