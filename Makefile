@@ -51,7 +51,7 @@ LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps run test check unit blackbox blackbox-memory test-san test-units bench clean \
-        install uninstall
+        install uninstall distclean
 
 all: $(BUILD)/awaitd
 
@@ -167,7 +167,13 @@ uninstall:
 	    echo "keeping $$f: it was edited"; \
 	else rm -f $$f; rmdir $(DESTDIR)$(SYSCONFDIR)/awaitd 2>/dev/null || true; fi
 
+# build/state is the task store of `make run` (config/awaitd.conf): clean
+# keeps it, distclean removes it too.
 clean:
+	rm -rf build-san
+	@if [ -d build ]; then find build -mindepth 1 -maxdepth 1 ! -name state -exec rm -rf {} +; fi
+
+distclean:
 	rm -rf build build-san
 
 -include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d)
