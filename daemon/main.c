@@ -556,8 +556,12 @@ int main(int argc, char **argv)
     /* The store comes before the socket: a state_dir that cannot be used
      * is an error before anything listens, and the tasks are back before
      * the first client can ask for them. */
-    if (cfg.state_dir[0] && open_store(&app, &cfg) < 0)
+    if (cfg.state_dir[0] && open_store(&app, &cfg) < 0) {
+        aw_engine_free(app.engine);
+        event_base_free(app.base);
+        config_close(&cfg);
         return 2;
+    }
     app.max_connections_asked = cfg.max_connections;
     fit_connection_limit(&cfg);
     int fd = service_listen_fd(err, sizeof err);

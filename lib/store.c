@@ -864,10 +864,11 @@ static int sql_fail(aw_store_t *s, const char *what, char *err, size_t errlen)
     return -1;
 }
 
-static int exec_sql(aw_store_t *s, const char *sql, char *err, size_t errlen)
+static int exec_sql(aw_store_t *s, const char *sql, const char *what,
+                    char *err, size_t errlen)
 {
     if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return sql_fail(s, sql, err, errlen);
+        return sql_fail(s, what, err, errlen);
     return 0;
 }
 
@@ -894,7 +895,7 @@ static int prepare_schema(aw_store_t *s, char *err, size_t errlen)
     char sql[sizeof schema_sql + 128];
     snprintf(sql, sizeof sql, "BEGIN;\n%sPRAGMA user_version = %d;\nCOMMIT;",
              schema_sql, AW_STORE_SCHEMA);
-    return exec_sql(s, sql, err, errlen);
+    return exec_sql(s, sql, "cannot create the tables", err, errlen);
 }
 
 static int open_db(aw_store_t *s, char *err, size_t errlen)
@@ -915,7 +916,7 @@ static int open_db(aw_store_t *s, char *err, size_t errlen)
     snprintf(sql, sizeof sql, "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;"
              " PRAGMA wal_autocheckpoint = 0; PRAGMA foreign_keys = OFF;",
              s->sync == AW_SYNC_FULL ? "FULL" : "NORMAL");
-    if (exec_sql(s, sql, err, errlen) < 0 || prepare_schema(s, err, errlen) < 0)
+    if (exec_sql(s, sql, "cannot use it", err, errlen) < 0 || prepare_schema(s, err, errlen) < 0)
         return -1;
     if (sqlite3_prepare_v3(s->db, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->upsert, NULL) ||
         sqlite3_prepare_v3(s->db, "DELETE FROM tasks WHERE id = ?1", -1,
@@ -1134,7 +1135,7 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
         char sql[128];
         snprintf(sql, sizeof sql, "DELETE FROM tasks WHERE finished_at < %lld",
                  (long long)cutoff);
-        if (exec_sql(s, sql, err, errlen) < 0) {
+        if (exec_sql(s, sql, "cannot delete expired tasks", err, errlen) < 0) {
             aw_engine_end_restore(e);
             return -1;
         }
