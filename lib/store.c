@@ -35,10 +35,11 @@
 #include "store.h"
 #include "task_record.h"
 
-/* A checkpoint copies the write-ahead log into the database. After this
- * many pages (4 KiB each) the writer checkpoints when it is idle; at four
- * times as many it checkpoints even with work waiting, so that the log
- * cannot grow without bound under a steady load. */
+/* A checkpoint copies the write-ahead log into the database. Past this
+ * many pages (4 KiB each) the writer asks the checkpoint thread for one;
+ * past eight times as many (the checkpoints do not keep up with a steady
+ * load) it checkpoints itself, stalling its next commit once rather than
+ * letting the log grow without bound. */
 #define CHECKPOINT_PAGES 2000
 /* After a failed transaction the next try comes this much later. */
 #define RETRY_MS 1000
@@ -166,6 +167,12 @@ struct aw_store {
     /* writer side */
     sqlite3_stmt    *upsert, *del, *meta_set;
     int              wal_pages;
+    /* the checkpoint thread: its own connection, woken under mu */
+    sqlite3         *ckpt_db;
+    pthread_t        ckpt_thread;
+    bool             ckpt_started, ckpt_wanted, ckpt_done;
+    pthread_cond_t   ckpt_cond;
+    uint64_t         checkpoints;
 };
 
 static const char *col(sqlite3_stmt *st, int i)
@@ -612,6 +619,31 @@ void aw_store_fail_writes(aw_store_t *s, bool fail)
 
 /* ---- the writer thread ---- */
 
+/* After a commit: keeps the write-ahead log short without stalling
+ * commits. The log restarts from its beginning only at a write that finds
+ * every frame already copied into the database, and under a steady load
+ * the writer has always appended more frames while the checkpoint thread
+ * copied. So once the checkpoint thread has done the bulk, the writer
+ * copies the few frames added since itself (a few pages and one fsync of
+ * the database, between two commits), and its next commit restarts the
+ * log. Past eight times the threshold without the thread keeping up, the
+ * writer checkpoints everything itself. */
+static void checkpoint_step(aw_store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool bulk_done = s->ckpt_done;
+    s->ckpt_done = false;
+    if (!bulk_done && s->wal_pages > CHECKPOINT_PAGES && s->ckpt_started && !s->ckpt_wanted) {
+        s->ckpt_wanted = true;
+        pthread_cond_signal(&s->ckpt_cond);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (bulk_done || s->wal_pages > 8 * CHECKPOINT_PAGES) {
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        s->wal_pages = 0;
+    }
+}
+
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
     if (v)
@@ -753,18 +785,43 @@ static void *writer_main(void *arg)
             s->done_tail = &d->next;
         }
         pthread_cond_broadcast(&s->idle);
-        bool busy = s->todo != NULL;
         pthread_mutex_unlock(&s->mu);
         uint64_t one = 1;
         if (write(s->efd, &one, sizeof one) < 0) {
             /* The counter cannot overflow in practice; nothing to do. */
         }
-        if (rc == 0 && (s->wal_pages > 4 * CHECKPOINT_PAGES ||
-                        (s->wal_pages > CHECKPOINT_PAGES && !busy))) {
-            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-            s->wal_pages = 0;
-        }
+        if (rc == 0)
+            checkpoint_step(s);
         pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* The checkpoint thread. A PASSIVE checkpoint copies what the log holds
+ * into the database while the writer goes on appending to the log (WAL
+ * mode lets both run at once), so a checkpoint's writes and its fsync of
+ * the database (20 ms and more here) never delay a commit. SQLite
+ * restarts the log from its start at the first commit after a checkpoint
+ * that copied everything. */
+static void *checkpoint_main(void *arg)
+{
+    aw_store_t *s = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->ckpt_wanted && !s->stop)
+            pthread_cond_wait(&s->ckpt_cond, &s->mu);
+        if (s->stop)
+            break;
+        s->ckpt_wanted = false;
+        pthread_mutex_unlock(&s->mu);
+        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->mu);
+        s->ckpt_done = true;
+        s->checkpoints++;
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -914,7 +971,8 @@ static int open_db(aw_store_t *s, char *err, size_t errlen)
      * fails here, before anything listens. */
     char sql[256];
     snprintf(sql, sizeof sql, "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;"
-             " PRAGMA wal_autocheckpoint = 0; PRAGMA foreign_keys = OFF;",
+             " PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 16777216;"
+             " PRAGMA foreign_keys = OFF;",
              s->sync == AW_SYNC_FULL ? "FULL" : "NORMAL");
     if (exec_sql(s, sql, "cannot use it", err, errlen) < 0 || prepare_schema(s, err, errlen) < 0)
         return -1;
@@ -943,6 +1001,7 @@ static void store_free(aw_store_t *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->idle);
+    pthread_cond_destroy(&s->ckpt_cond);
     free(s->dir);
     free(s->path);
     free(s->dirty);
@@ -997,6 +1056,7 @@ int aw_store_open(const char *dir, aw_sync_t sync, aw_store_t **out,
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
     pthread_cond_init(&s->idle, NULL);
+    pthread_cond_init(&s->ckpt_cond, NULL);
     atomic_init(&s->fail_writes, false);
     size_t n = strlen(dir) + sizeof "/" AW_STORE_FILE;
     if (!(s->dir = strdup(dir)) || !(s->path = malloc(n))) {
@@ -1039,6 +1099,13 @@ int aw_store_start(aw_store_t *s, struct event_base *base, aw_engine_t *e,
         return -1;
     }
     s->thread_started = true;
+    /* Without the checkpoint thread the writer checkpoints itself (above):
+     * slower commits now and then, nothing lost. */
+    if (sqlite3_open_v2(s->path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(s->ckpt_db, 100) == SQLITE_OK &&
+        pthread_create(&s->ckpt_thread, NULL, checkpoint_main, s) == 0)
+        s->ckpt_started = true;
     return 0;
 }
 
@@ -1178,9 +1245,14 @@ void aw_store_close(aw_store_t *s)
         pthread_mutex_lock(&s->mu);
         s->stop = true;
         pthread_cond_signal(&s->cond);
+        pthread_cond_signal(&s->ckpt_cond);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
+        if (s->ckpt_started)
+            pthread_join(s->ckpt_thread, NULL);
     }
+    if (s->ckpt_db)
+        sqlite3_close(s->ckpt_db);
     drain_done(s);
     for (size_t i = 0; i < s->ndirty; i++) {
         s->dirty[i]->dirty = false;

@@ -43,9 +43,9 @@
  * one second later; the first commit that succeeds ends the failure.
  *
  * Checkpoints: SQLite's automatic checkpoint would run inside a commit and
- * stall it; it is off, and the writer runs a PASSIVE checkpoint after a
- * commit when the write-ahead log has grown past a threshold and no batch
- * is waiting.
+ * stall it; it is off. When the write-ahead log has grown past a
+ * threshold, a checkpoint thread with a connection of its own runs a
+ * PASSIVE checkpoint while the writer goes on committing.
  *
  * Schema (PRAGMA user_version = AW_STORE_SCHEMA; the CREATE statements in
  * store.c carry comments, so `sqlite3 state.db .schema` explains itself):
