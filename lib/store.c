@@ -1017,10 +1017,20 @@ int aw_store_check(const char *dir, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/%s", dir, AW_STORE_FILE);
     if (stat(path, &st) < 0)
         return 0;                           /* made at the first start */
+    /* immutable=1: a read-only connection to a WAL database still makes
+     * state.db-wal and state.db-shm, and leaves them behind (owned by
+     * whoever ran the check, root for `sudo awaitd --check-config`). An
+     * immutable one reads the file alone, which is all the version needs. */
+    char uri[3 * sizeof path + 32], *u = uri;
+    u += sprintf(u, "file:%s", path[0] == '/' ? "//" : "");
+    for (const char *c = path; *c; c++)
+        u += strchr("%?#", *c) ? sprintf(u, "%%%02X", (unsigned char)*c)
+                               : sprintf(u, "%c", *c);
+    strcpy(u, "?immutable=1");
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
     int version = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+    if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL) == SQLITE_OK &&
         sqlite3_step(q) == SQLITE_ROW)
         version = sqlite3_column_int(q, 0);
