@@ -121,7 +121,12 @@ int  aw_store_check(const char *dir, char *err, size_t errlen);
 /* Reads every task back into e (aw_engine_restore, in id order), deletes
  * finished tasks past retention_ms, and kills the process groups of exec
  * jobs that were running in this boot when the daemon died. Call once,
- * before aw_store_start, with every kind registered and configured.
+ * after aw_store_start and before the loop runs, with every kind
+ * registered and configured: the store must be listening to hear what
+ * the restart changes (a running task that ends interrupted, a pending
+ * one that starts or is not restarted) and write it back. The writer
+ * thread is idle until the loop hands it a batch, so load may still use
+ * the connection here.
  * Returns 0 or -1 with err set (a read error); *loaded says what it did.
  * Rows it cannot read back (an unknown kind) are kept on disk and counted
  * as skipped; each is described to warn(arg, message) if warn is set. */
