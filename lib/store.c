@@ -745,11 +745,6 @@ static int write_batches(aw_store_t *s, struct batch *list, size_t *nrecs,
 static void *writer_main(void *arg)
 {
     aw_store_t *s = arg;
-    /* Signals are the loop thread's business (libevent turns them into
-     * events there); this thread must never run a handler. */
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->todo && !s->stop)
@@ -807,9 +802,6 @@ static void *writer_main(void *arg)
 static void *checkpoint_main(void *arg)
 {
     aw_store_t *s = arg;
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->ckpt_wanted && !s->stop)
@@ -1103,19 +1095,28 @@ int aw_store_start(aw_store_t *s, struct event_base *base, aw_engine_t *e,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    /* Signals are the loop thread's business (libevent turns them into
+     * events there): the threads start with every signal blocked, which
+     * they inherit, so none of them ever runs a handler. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(&s->thread, NULL, writer_main, s);
+    if (rc == 0) {
+        s->thread_started = true;
+        /* Without the checkpoint thread the writer checkpoints itself
+         * (checkpoint_step): slower commits now and then, nothing lost. */
+        if (sqlite3_open_v2(s->path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                            NULL) == SQLITE_OK &&
+            sqlite3_busy_timeout(s->ckpt_db, 100) == SQLITE_OK &&
+            pthread_create(&s->ckpt_thread, NULL, checkpoint_main, s) == 0)
+            s->ckpt_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the store's writer thread: %s", strerror(rc));
         return -1;
     }
-    s->thread_started = true;
-    /* Without the checkpoint thread the writer checkpoints itself (above):
-     * slower commits now and then, nothing lost. */
-    if (sqlite3_open_v2(s->path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                        NULL) == SQLITE_OK &&
-        sqlite3_busy_timeout(s->ckpt_db, 100) == SQLITE_OK &&
-        pthread_create(&s->ckpt_thread, NULL, checkpoint_main, s) == 0)
-        s->ckpt_started = true;
     return 0;
 }
 
