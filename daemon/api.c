@@ -146,6 +146,24 @@ static void resume_task(struct http_req *r, unsigned status, const aw_task_t *t,
     http_resume_located(r, status, &b, location);
 }
 
+static uint64_t wait_barrier(struct http_req *r);
+
+/* A create's answer shows the task as it is at its commit, and it may
+ * have changed since its record was taken: an exec job started at the
+ * release, a short sleep finished. That state goes out only once it is
+ * committed too, or a crash could take it back (a 201 that said
+ * "succeeded" would come back "interrupted"; one that said "running"
+ * would come back pending, and its program would run a second time). */
+static void resume_created(struct http_req *r, unsigned status, const aw_task_t *t,
+                           const char *location)
+{
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_task_write_json(&b, t);
+    aw_buf_addc(&b, '\n');
+    http_resume_located_after(r, wait_barrier(r), status, &b, location);
+}
+
 static void create_committed(struct http_req *r, bool ok)
 {
     aw_task_t *t = held_task(r);
@@ -155,7 +173,7 @@ static void create_committed(struct http_req *r, bool ok)
     }
     char location[64];
     snprintf(location, sizeof location, "/v1/tasks/%s", t->id);
-    resume_task(r, 201, t, location);
+    resume_created(r, 201, t, location);
 }
 
 static void repeat_committed(struct http_req *r, bool ok)
@@ -164,7 +182,7 @@ static void repeat_committed(struct http_req *r, bool ok)
     if (!ok || !t || !t->listed || t->held)
         http_resume_error(r, AW_ESTORAGE);
     else
-        resume_task(r, 200, t, NULL);
+        resume_created(r, 200, t, NULL);
 }
 
 static void cancel_committed(struct http_req *r, bool ok)
@@ -329,7 +347,12 @@ static void post_tasks(struct http_ctx *x)
         return;
     }
     if (t) {
-        reply_task(x, 200, t);
+        /* As resume_created: what the answer shows must be committed. */
+        aw_buf_t b;
+        aw_buf_init(&b);
+        aw_task_write_json(&b, t);
+        aw_buf_addc(&b, '\n');
+        http_reply_after(x, barrier(x), 200, &b);
         return;
     }
     json_t *root = parse_object(x);

@@ -576,6 +576,14 @@ void http_resume_after(struct http_req *r, uint64_t seq, unsigned status, aw_buf
         hold_link(r, seq, NULL);
 }
 
+void http_resume_located_after(struct http_req *r, uint64_t seq, unsigned status,
+                               aw_buf_t *b, const char *location)
+{
+    free(r->location);
+    r->location = location ? strdup(location) : NULL;
+    http_resume_after(r, seq, status, b);
+}
+
 void http_req_hold_task(struct http_req *r, aw_task_t *t)
 {
     aw_task_t **tasks = malloc(sizeof *tasks);

@@ -138,6 +138,9 @@ bool http_durable(const struct http_server *s, uint64_t seq);
 void http_hold(struct http_ctx *x, struct http_req *r, uint64_t seq, http_commit_fn done);
 void http_reply_after(struct http_ctx *x, uint64_t seq, unsigned status, aw_buf_t *b);
 void http_resume_after(struct http_req *r, uint64_t seq, unsigned status, aw_buf_t *b);
+/* http_resume_after with a Location header (a create's 201). */
+void http_resume_located_after(struct http_req *r, uint64_t seq, unsigned status,
+                               aw_buf_t *b, const char *location);
 /* The request keeps a reference on t (http_req_tasks returns it) until
  * it is freed: a held create or cancel renders t when its commit comes. */
 void http_req_hold_task(struct http_req *r, aw_task_t *t);
