@@ -8,6 +8,13 @@
  * comparing the clock with timeout_at. A finished task's entry is its
  * retention deadline.
  *
+ * Listeners (events, the store) hear every create, change and forget, in
+ * order, from inside the engine. Durability needs three more verbs, and the
+ * engine keeps them free of any store: a create may be held (invisible,
+ * and not started when its kind has outside effects) until aw_task_release
+ * or aw_task_discard; a cancel or delete may be marked (aw_task_ask) so that
+ * the store writes what it will do before anyone carries it out.
+ *
  * Re-entrancy: a kind may finish a task inside start (a zero-second sleep),
  * and finishing frees a queue slot that starts the next task. Queue dispatch
  * is therefore a loop guarded against recursion, so a long queue of instant
