@@ -136,14 +136,13 @@ static aw_task_t *held_task(struct http_req *r)
     return n ? t[0] : NULL;
 }
 
-static void resume_task(struct http_req *r, unsigned status, const aw_task_t *t,
-                        const char *location)
+static void resume_task(struct http_req *r, unsigned status, const aw_task_t *t)
 {
     aw_buf_t b;
     aw_buf_init(&b);
     aw_task_write_json(&b, t);
     aw_buf_addc(&b, '\n');
-    http_resume_located(r, status, &b, location);
+    http_resume(r, status, &b);
 }
 
 static uint64_t wait_barrier(struct http_req *r);
@@ -197,16 +196,10 @@ static void cancel_committed(struct http_req *r, bool ok)
     if (!ok || !t) {
         http_resume_error(r, AW_ESTORAGE);
     } else if (t->state == AW_CANCELLED || t->state == AW_RUNNING) {
-        resume_task(r, t->state == AW_RUNNING ? 202 : 200, t, NULL);
+        resume_task(r, t->state == AW_RUNNING ? 202 : 200, t);
     } else {
         /* It finished otherwise before the cancel could take effect. */
-        aw_buf_t b;
-        aw_buf_init(&b);
-        aw_buf_adds(&b, "{\"error\":{\"code\":\"already_done\",\"message\":"
-                    "\"the task has already finished\"},\"task\":");
-        aw_task_write_json(&b, t);
-        aw_buf_adds(&b, "}\n");
-        http_resume(r, 409, &b);
+        http_resume_error_task(r, AW_EDONE, t);
     }
 }
 

@@ -65,6 +65,7 @@ struct http_req {
     bool                   ready;
     unsigned               resp_status;
     int                    resp_error;      /* an error value to answer instead */
+    const aw_task_t       *resp_task;       /* ... with this task (409 already_done) */
     aw_buf_t               resp;
     char                  *location;        /* Location of the answer, or NULL */
     int                    route;           /* of the suspended request */
@@ -480,20 +481,18 @@ void http_resume(struct http_req *r, unsigned status, aw_buf_t *b)
     send_prepared(r);
 }
 
-void http_resume_error(struct http_req *r, int value)
+void http_resume_error_task(struct http_req *r, int value, const aw_task_t *task)
 {
     aw_buf_t empty;
     aw_buf_init(&empty);
     r->resp_error = value;
+    r->resp_task = task;
     http_resume(r, 0, &empty);
 }
 
-void http_resume_located(struct http_req *r, unsigned status, aw_buf_t *b,
-                         const char *location)
+void http_resume_error(struct http_req *r, int value)
 {
-    free(r->location);
-    r->location = location ? strdup(location) : NULL;
-    http_resume(r, status, b);
+    http_resume_error_task(r, value, NULL);
 }
 
 /* ---- holding answers until their commit ---- */
@@ -715,7 +714,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         x.route = r->route;
         x.t0_us = r->t0_us;
         if (r->resp_error)
-            http_reply_error(&x, r->resp_error, NULL);
+            http_reply_error_task(&x, r->resp_error, NULL, r->resp_task);
         else
             reply(&x, r->resp_status, &r->resp, "application/json", r->location);
         return MHD_YES;

@@ -112,10 +112,11 @@ aw_task_t **http_req_tasks(struct http_req *r, size_t *n);
 void  http_req_waiter_fired(struct http_req *r);
 /* Queues the answer of a suspended request and wakes it up. */
 void http_resume(struct http_req *r, unsigned status, aw_buf_t *b);
-/* The same with the error table's answer for an error value. */
+/* The same with the error table's answer for an error value; with task
+ * (which must stay valid until the answer is sent: http_req_hold_task),
+ * the body carries it as http_reply_error_task's does. */
 void http_resume_error(struct http_req *r, int value);
-void http_resume_located(struct http_req *r, unsigned status, aw_buf_t *b,
-                         const char *location);
+void http_resume_error_task(struct http_req *r, int value, const aw_task_t *task);
 
 /* Holding an answer until its commit (durable store, see store.h).
  *

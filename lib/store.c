@@ -172,7 +172,6 @@ struct aw_store {
     pthread_t        ckpt_thread;
     bool             ckpt_started, ckpt_wanted, ckpt_done;
     pthread_cond_t   ckpt_cond;
-    uint64_t         checkpoints;
 };
 
 static const char *col(sqlite3_stmt *st, int i)
@@ -813,7 +812,6 @@ static void *checkpoint_main(void *arg)
         sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         pthread_mutex_lock(&s->mu);
         s->ckpt_done = true;
-        s->checkpoints++;
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
