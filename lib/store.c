@@ -110,15 +110,9 @@ struct rec {
     int64_t          meta_value;
 };
 
-struct batch {
-    uint64_t      seq;
-    struct rec   *recs;
-    size_t        n, cap;
-    int64_t       handed_us;        /* when the loop handed it over */
-    struct batch *next;
-};
-
-/* One transaction's outcome, from the writer to the loop. */
+/* One transaction's outcome, from the writer to the loop. It lives in
+ * the transaction's first batch, so that reporting needs no allocation
+ * that could fail and lose the batches. */
 struct done {
     struct batch *batches;          /* in order */
     uint64_t      first, last;
@@ -128,6 +122,15 @@ struct done {
     size_t        nrecs;
     uint64_t      bytes;
     struct done  *next;
+};
+
+struct batch {
+    uint64_t      seq;
+    struct rec   *recs;
+    size_t        n, cap;
+    int64_t       handed_us;        /* when the loop handed it over */
+    struct batch *next;
+    struct done   report;           /* used in a transaction's first batch */
 };
 
 struct aw_store {
@@ -505,14 +508,15 @@ static void process(aw_store_t *s, struct done *d)
         event_add(s->retry_ev, &tv);
     }
     s->info.failing = s->failing;
-    while (d->batches) {
-        struct batch *b = d->batches;
-        d->batches = b->next;
-        batch_free(b);
-    }
     if (s->commit_cb)
         s->commit_cb(s->commit_arg, d->first, d->last, d->ok, s->durable,
                      d->ok ? NULL : d->message);
+    struct batch *b = d->batches;       /* d lives in the first: free last */
+    while (b) {
+        struct batch *next = b->next;
+        batch_free(b);
+        b = next;
+    }
 }
 
 /* Takes the writer's reports and processes them in order. */
@@ -527,7 +531,6 @@ static void drain_done(aw_store_t *s)
         struct done *d = list;
         list = d->next;
         process(s, d);
-        free(d);
     }
 }
 
@@ -755,7 +758,7 @@ static void *writer_main(void *arg)
         s->todo_tail = &s->todo;
         pthread_mutex_unlock(&s->mu);
 
-        struct done *d = calloc(1, sizeof *d);
+        struct done *d = &list->report;
         size_t nrecs = 0;
         char msg[200] = "";
         int rc = write_batches(s, list, &nrecs, msg, sizeof msg);
@@ -763,21 +766,14 @@ static void *writer_main(void *arg)
         struct batch *last = list;
         while (last->next)
             last = last->next;
-        if (d) {
-            d->batches = list;
-            d->first = list->seq;
-            d->last = last->seq;
-            d->ok = rc == 0;
-            d->ms = (double)(done_us - list->handed_us) / 1000;
-            d->nrecs = nrecs;
-            snprintf(d->message, sizeof d->message, "%s", msg);
-            d->bytes = file_bytes(s->path, "") + file_bytes(s->path, "-wal");
-        }
+        *d = (struct done){ .batches = list, .first = list->seq, .last = last->seq,
+                            .ok = rc == 0, .nrecs = nrecs,
+                            .ms = (double)(done_us - list->handed_us) / 1000 };
+        snprintf(d->message, sizeof d->message, "%s", msg);
+        d->bytes = file_bytes(s->path, "") + file_bytes(s->path, "-wal");
         pthread_mutex_lock(&s->mu);
-        if (d) {
-            *s->done_tail = d;
-            s->done_tail = &d->next;
-        }
+        *s->done_tail = d;
+        s->done_tail = &d->next;
         pthread_cond_broadcast(&s->idle);
         pthread_mutex_unlock(&s->mu);
         uint64_t one = 1;
