@@ -98,10 +98,11 @@ static json_t *parse_object(struct http_ctx *x)
 
 /* ---- durability: answers that wait for their commit ---- */
 
-/* The batch that holds every change made so far; 0 without a store. */
-static uint64_t barrier(struct http_ctx *x)
+/* The batch that holds every change made so far; 0 without a store. An
+ * answer that shows those changes goes out once it is committed. */
+static uint64_t barrier(struct http_server *srv)
 {
-    aw_store_t *st = http_store(x->srv);
+    aw_store_t *st = http_store(srv);
     return st ? aw_store_barrier(st) : 0;
 }
 
@@ -126,7 +127,7 @@ static void hold_for_commit(struct http_ctx *x, aw_task_t *t, http_commit_fn don
         return;
     }
     http_req_hold_task(r, t);
-    http_hold(x, r, barrier(x), done);
+    http_hold(x, r, barrier(x->srv), done);
 }
 
 static aw_task_t *held_task(struct http_req *r)
@@ -144,8 +145,6 @@ static void resume_task(struct http_req *r, unsigned status, const aw_task_t *t)
     aw_buf_addc(&b, '\n');
     http_resume(r, status, &b);
 }
-
-static uint64_t wait_barrier(struct http_req *r);
 
 /* A create's answer shows the task as it is at its commit, and it may
  * have changed since its record was taken: an exec job started at the
@@ -165,7 +164,7 @@ static void resume_created(struct http_req *r, unsigned status, const aw_task_t 
      * shows is on disk already and it goes out at once. Waiting for the
      * barrier instead would make every 201 under load wait for one more
      * commit, for the other creates of the turn. */
-    uint64_t seq = exact && !t->dirty ? 0 : wait_barrier(r);
+    uint64_t seq = exact && !t->dirty ? 0 : barrier(http_req_server(r));
     http_resume_located_after(r, seq, status, &b, location);
 }
 
@@ -351,7 +350,7 @@ static void post_tasks(struct http_ctx *x)
         aw_buf_init(&b);
         aw_task_write_json(&b, t);
         aw_buf_addc(&b, '\n');
-        http_reply_after(x, barrier(x), 200, &b);
+        http_reply_after(x, barrier(x->srv), 200, &b);
         return;
     }
     json_t *root = parse_object(x);
@@ -642,13 +641,7 @@ static void render_many(aw_buf_t *b, aw_task_t **tasks, size_t n)
 }
 
 /* A wait answer shows the tasks as they are now; one that shows a
- * terminal state goes out once that state is committed. */
-static uint64_t wait_barrier(struct http_req *r)
-{
-    aw_store_t *st = http_store(http_req_server(r));
-    return st ? aw_store_barrier(st) : 0;
-}
-
+ * terminal state goes out once that state is committed (barrier). */
 static void finish_one(struct http_req *r)
 {
     size_t n;
@@ -656,7 +649,7 @@ static void finish_one(struct http_req *r)
     aw_buf_t b;
     aw_buf_init(&b);
     render_one(&b, tasks, n);
-    http_resume_after(r, wait_barrier(r), 200, &b);
+    http_resume_after(r, barrier(http_req_server(r)), 200, &b);
 }
 
 static void finish_many(struct http_req *r)
@@ -666,7 +659,7 @@ static void finish_many(struct http_req *r)
     aw_buf_t b;
     aw_buf_init(&b);
     render_many(&b, tasks, n);
-    http_resume_after(r, wait_barrier(r), 200, &b);
+    http_resume_after(r, barrier(http_req_server(r)), 200, &b);
 }
 
 static void waiter_fired(aw_waiter_t *w, void *arg)
@@ -696,7 +689,7 @@ static void start_wait(struct http_ctx *x, aw_task_t **tasks, size_t n, bool man
         aw_buf_t b;
         aw_buf_init(&b);
         (many ? render_many : render_one)(&b, tasks, n);
-        http_reply_after(x, barrier(x), 200, &b);
+        http_reply_after(x, barrier(x->srv), 200, &b);
     } else {
         http_suspend(x, r, w, many ? finish_many : finish_one);
     }

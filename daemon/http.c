@@ -594,10 +594,9 @@ void http_req_hold_task(struct http_req *r, aw_task_t *t)
     r->refs_tasks = true;
 }
 
-void http_server_committed(struct http_server *s, uint64_t first, uint64_t last,
-                           bool ok, uint64_t durable)
+void http_server_committed(struct http_server *s, uint64_t last, bool ok,
+                           uint64_t durable)
 {
-    (void)first;
     s->durable = durable;
     struct http_req *r = s->held, *next;
     for (; r && r->hold_seq <= last; r = next) {

@@ -145,7 +145,9 @@ void http_resume_located_after(struct http_req *r, uint64_t seq, unsigned status
 /* The request keeps a reference on t (http_req_tasks returns it) until
  * it is freed: a held create or cancel renders t when its commit comes. */
 void http_req_hold_task(struct http_req *r, aw_task_t *t);
-void http_server_committed(struct http_server *s, uint64_t first, uint64_t last,
-                           bool ok, uint64_t durable);
+/* Batches up to last were committed (ok) or failed; durable is the
+ * store's new durable batch. */
+void http_server_committed(struct http_server *s, uint64_t last, bool ok,
+                           uint64_t durable);
 
 #endif

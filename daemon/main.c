@@ -189,11 +189,6 @@ static int check_config(const struct config *c, const char *path, char *err, siz
     return 0;
 }
 
-struct app;
-static int open_store(struct app *app, const struct config *c);
-static void on_commit(void *arg, uint64_t first, uint64_t last, bool ok,
-                      uint64_t durable, const char *message);
-
 struct app {
     struct event_base  *base;
     struct http_server *http;
@@ -253,7 +248,8 @@ static void on_commit(void *arg, uint64_t first, uint64_t last, bool ok,
     else if (ok && failing)
         log_info("store: commits succeed again");
     failing = !ok;
-    http_server_committed(app->http, first, last, ok, durable);
+    (void)first;
+    http_server_committed(app->http, last, ok, durable);
     events_committed(durable);
 }
 

@@ -254,6 +254,7 @@ static void arm_flush(aw_store_t *s)
     }
 }
 
+/* The batch changes made now belong to: the one being built. */
 static struct batch *building(aw_store_t *s)
 {
     if (!s->building && (s->building = calloc(1, sizeof *s->building)))
@@ -261,8 +262,7 @@ static struct batch *building(aw_store_t *s)
     return s->building;
 }
 
-/* The batch changes made now belong to: the one being built, whether or
- * not anything is in it yet. */
+/* Whether anything waits to be handed over. */
 static bool has_pending(const aw_store_t *s)
 {
     return s->ndirty || s->nmeta || (s->building && s->building->n);
@@ -286,21 +286,20 @@ static void mark_dirty(aw_store_t *s, aw_task_t *t)
     arm_flush(s);
 }
 
-static void queue_delete(aw_store_t *s, const char *id, aw_task_t *t, int intent)
+/* A forgotten task's row goes with the next batch. (A delete that waits
+ * for its commit is the flush's business: forget_asked.) */
+static void queue_delete(aw_store_t *s, const char *id)
 {
     struct batch *b = building(s);
     struct rec *x = b ? batch_add(b) : NULL;
     if (!x)
         return;
     x->op = REC_DELETE;
-    x->intent = (uint8_t)intent;
     x->r.id = id;
     if (rec_own(x) < 0) {
         b->n--;
         return;
     }
-    if ((x->task = t))
-        aw_task_ref(t);
     arm_flush(s);
 }
 
@@ -308,7 +307,7 @@ static void on_task(void *arg, aw_task_event_t ev, aw_task_t *t)
 {
     aw_store_t *s = arg;
     if (ev == AW_TASK_FORGOTTEN)
-        queue_delete(s, t->id, NULL, INTENT_NONE);
+        queue_delete(s, t->id);
     else
         mark_dirty(s, t);
 }
@@ -447,7 +446,7 @@ static void undo_failed(aw_store_t *s, struct batch *b)
             continue;
         }
         if (!t) {
-            queue_delete(s, x->r.id, NULL, INTENT_NONE);
+            queue_delete(s, x->r.id);
             continue;
         }
         if (!t->listed)

@@ -5,7 +5,7 @@
  * Why not build a jansson tree and dump it: GET /v1/tasks/{id} is the
  * hottest path, and a tree costs a dozen allocations per request. args and
  * result are kept as compact JSON text already, so this writer only copies.
- * The same text is what persistence will store.
+ * The store keeps a record of its own (task_record.h), not this text.
  */
 #ifndef AW_TASK_JSON_H
 #define AW_TASK_JSON_H
