@@ -24,11 +24,11 @@ BUILD := build-san
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3
+PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3 gnutls
 TEST_PKGS  := cmocka
 DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
               libevent-dev libinih-dev libcmocka-dev libsystemd-dev libsqlite3-dev \
-              sqlite3 curl jq procps
+              sqlite3 curl jq procps libgnutls28-dev openssl
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes
@@ -44,7 +44,8 @@ LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c
             lib/task_json.c lib/restore.c lib/kind_sleep.c lib/kind_stub.c lib/kind_exec.c \
             lib/child.c lib/utf8.c lib/task_record.c lib/store.c
 DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c \
-               daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c
+               daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c \
+               daemon/tls.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -31,6 +31,9 @@
 /* Durations are turned into milliseconds and timestamps elsewhere; a bound
  * (about 31 years) keeps that arithmetic far from overflow. */
 #define MAX_SECONDS    1e9
+/* sizeof(struct sockaddr_un.sun_path) on Linux; config.c has no socket
+ * headers of its own (main.c checks the two agree). */
+#define UNIX_PATH_MAX  108
 
 enum type {
     T_LISTEN,           /* HOST:PORT, parsed by config_set_listen() */
@@ -46,6 +49,9 @@ enum type {
     T_PATH_LIST,        /* colon-separated absolute directories */
     T_DIR,              /* a directory path, or empty */
     T_SYNC,             /* full or normal */
+    T_FILE,             /* a file path, or empty */
+    T_MODE,             /* octal permission bits, 0 to 0777 */
+    T_GROUP,            /* a group name (resolved by main), or empty */
 };
 
 #define OFF(field) offsetof(struct config, field)
@@ -65,6 +71,10 @@ static const struct key {
     { "server", "log_level",         T_LOG_LEVEL,        OFF(log_level),         0, "info" },
     { "server", "access_log",        T_BOOL,             OFF(access_log),        0, "false" },
     { "server", "shutdown_grace_seconds", T_SECONDS,    OFF(shutdown_grace_seconds), 0, "10" },
+    { "server", "tls_cert",          T_FILE,             OFF(tls_cert),          0, "" },
+    { "server", "tls_key",           T_FILE,             OFF(tls_key),           0, "" },
+    { "server", "unix_mode",         T_MODE,             OFF(unix_mode),         0, "0660" },
+    { "server", "unix_group",        T_GROUP,            OFF(unix_group),        0, "" },
     { "tasks",  "max_tasks",         T_U64,              OFF(max_tasks),         1, "1000000" },
     { "tasks",  "retention_seconds", T_SECONDS,          OFF(retention_seconds), 0, "3600" },
     { "tasks",  "max_wait_seconds",  T_SECONDS_POSITIVE, OFF(max_wait_seconds),  0, "300" },
@@ -302,6 +312,29 @@ static int set_value(struct config *c, const struct key *k, void *base,
         }
         set_err(why, len, "expected full or normal, got \"%s\"", v);
         return -1;
+    case T_FILE:
+        if (strlen(v) >= 4096) {
+            set_err(why, len, "expected a file path shorter than 4096 bytes");
+            return -1;
+        }
+        return replace_string(slot, v, why, len);
+    case T_MODE:
+        /* Written as chmod takes it; a leading 0 is usual but optional. */
+        n = strlen(v);
+        if (n == 0 || n > 4 || strspn(v, "01234567") != n || strtoul(v, NULL, 8) > 0777) {
+            set_err(why, len, "expected octal permission bits from 0 to 0777"
+                    " (such as 0660), got \"%s\"", v);
+            return -1;
+        }
+        *(uint32_t *)slot = (uint32_t)strtoul(v, NULL, 8);
+        return 0;
+    case T_GROUP:
+        n = strlen(v);
+        if (n >= 256 || strcspn(v, " \t:/") != n) {
+            set_err(why, len, "expected a group name (no spaces, ':' or '/'), got \"%s\"", v);
+            return -1;
+        }
+        return replace_string(slot, v, why, len);
     case T_SECONDS:
     case T_SECONDS_POSITIVE:
         if (parse_seconds(v, k->type == T_SECONDS_POSITIVE, &d) < 0) {
@@ -414,9 +447,20 @@ int config_set_listen(struct config *c, const char *hostport, char *err, size_t 
     uint16_t port = 0;
     char *dup;
 
+    /* A Unix domain socket: the path must be absolute (the daemon may
+     * change directory) and fit sockaddr_un's sun_path with its NUL. */
+    if (strncmp(hostport, "unix:", 5) == 0) {
+        const char *path = hostport + 5;
+        if (path[0] != '/' || strlen(path) >= UNIX_PATH_MAX) {
+            set_err(err, errlen, "expected unix:/ABSOLUTE/PATH (shorter than %d bytes),"
+                    " got \"%s\"", UNIX_PATH_MAX, hostport);
+            return -1;
+        }
+        return replace_string(&c->listen_unix, path, err, errlen);
+    }
     why = split_listen(hostport, &host, &hostlen, &port);
     if (why) {
-        set_err(err, errlen, "expected HOST:PORT, [IPV6]:PORT or :PORT, got \"%s\": %s",
+        set_err(err, errlen, "expected HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH, got \"%s\": %s",
                 hostport, why);
         return -1;
     }
@@ -425,6 +469,10 @@ int config_set_listen(struct config *c, const char *hostport, char *err, size_t 
     dup = hostlen == 0 ? strdup("0.0.0.0") : strndup(host, hostlen);
     if (!dup) {
         set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    if (replace_string(&c->listen_unix, "", err, errlen) < 0) {
+        free(dup);
         return -1;
     }
     free(c->listen_host);
@@ -575,7 +623,16 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
                 path, ret);
         return -1;
     }
-    return p.failed ? -1 : 0;
+    if (p.failed)
+        return -1;
+    /* One without the other is a half-done edit: refuse it rather than
+     * guess whether plain HTTP was meant. */
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        set_err(err, errlen, "%s: [server] tls_cert and tls_key go together: set both"
+                " (PEM files) or neither", path);
+        return -1;
+    }
+    return 0;
 }
 
 void config_close(struct config *c)
@@ -583,6 +640,10 @@ void config_close(struct config *c)
     size_t i;
 
     free(c->listen_host);
+    free(c->listen_unix);
+    free(c->unix_group);
+    free(c->tls_cert);
+    free(c->tls_key);
     free(c->auth_token);
     free(c->exec_allow);
     free(c->exec_path);

@@ -25,6 +25,10 @@ struct config_queue {
 struct config {
     char    *listen_host;           /* "127.0.0.1", "::1", "0.0.0.0" */
     uint16_t listen_port;           /* 0 = any free port */
+    char    *listen_unix;           /* listen = unix:PATH: the path; "" = TCP */
+    uint32_t unix_mode;             /* permission bits of that socket file */
+    char    *unix_group;            /* its group; "" = the daemon's own */
+    char    *tls_cert, *tls_key;    /* PEM files; both "" = plain HTTP */
     char    *auth_token;            /* "" = no authentication */
     size_t   max_body_bytes;
     uint32_t max_connections;
@@ -56,7 +60,8 @@ int  config_init(struct config *c);
 /* Reads an INI file over the current values. Returns 0, or -1 with err set
  * ("FILE:LINE: key 'max_tasks': expected a positive integer"). */
 int  config_load(struct config *c, const char *path, char *err, size_t errlen);
-/* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" into c. Returns 0 or -1 with err. */
+/* Parses "HOST:PORT", "[V6]:PORT", ":PORT" or "unix:/ABSOLUTE/PATH" into c.
+ * Returns 0 or -1 with err. */
 int  config_set_listen(struct config *c, const char *hostport, char *err, size_t errlen);
 void config_close(struct config *c);
 

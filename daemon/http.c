@@ -33,6 +33,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "task_json.h"
+#include "tls.h"
 #include "utf8.h"
 
 /* MHD's per-connection pool. MHD zeroes the pool after every keep-alive
@@ -743,9 +744,13 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     /* A client that went away is the client's business, not an operator's:
-     * streams (SSE, follow) end that way all the time. */
+     * streams (SSE, follow) end that way all the time. So is a failed TLS
+     * handshake (MHD says "handshake message out of context" for every
+     * one: plain HTTP on the HTTPS port, a client refusing the certificate,
+     * a scanner), which anyone who can connect could otherwise repeat into
+     * the log. */
     if (strstr(msg, "Failed to send") || strstr(msg, "Connection reset") ||
-        strstr(msg, "no longer available"))
+        strstr(msg, "no longer available") || strstr(msg, "handshake message"))
         log_debug("libmicrohttpd: %s", msg);
     else
         log_warnx("libmicrohttpd: %s", msg);
@@ -779,8 +784,17 @@ struct http_server *http_server_new(struct event_base *base, const struct config
     s->durable = store ? aw_store_durable(store) : UINT64_MAX;
     s->handler = handler;
     s->listen_fd = listen_fd;
+    /* HTTPS: MHD_USE_TLS and the certificate callback of tls.c, which
+     * serves the pair main() loaded and a SIGHUP may replace. Without
+     * TLS the array holds only its end marker. */
+    bool tls = cfg->tls_cert[0] != '\0';
+    struct MHD_OptionItem tls_opts[] = {
+        { MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_cert_callback() },
+        { MHD_OPTION_END, 0, NULL },
+    };
     s->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+        (tls ? MHD_USE_TLS : 0),
         0, NULL, NULL, on_access, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,     /* must come first */
         MHD_OPTION_LISTEN_SOCKET, listen_fd,
@@ -788,6 +802,7 @@ struct http_server *http_server_new(struct event_base *base, const struct config
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_ARRAY, tls ? tls_opts : tls_opts + 1,
         MHD_OPTION_END);
     if (!s->mhd) {
         log_warnx("libmicrohttpd failed to start");

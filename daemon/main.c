@@ -20,7 +20,9 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +30,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -39,6 +43,7 @@
 #include "log.h"
 #include "service.h"
 #include "store.h"
+#include "tls.h"
 
 #define DEFAULT_CONFIG AWAITD_SYSCONFDIR "/awaitd/awaitd.conf"
 /* File descriptors kept back from the connection limit for everything
@@ -48,12 +53,13 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: awaitd [--config FILE] [--listen HOST:PORT] [--check-config]\n"
+        "usage: awaitd [--config FILE] [--listen HOST:PORT|unix:PATH] [--check-config]\n"
         "\n"
         "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ",\n"
         "                         built-in defaults when it does not exist)\n"
         "  -l, --listen HOST:PORT listen here instead of the configured address\n"
-        "                         (port 0: any free port, logged at start)\n"
+        "                         (port 0: any free port, logged at start),\n"
+        "                         or unix:/PATH for a Unix domain socket\n"
         "  -t, --check-config     validate the configuration and exit\n"
         "  -V, --version          print the version and exit\n"
         "  -h, --help             print this help and exit\n");
@@ -87,10 +93,14 @@ static void fit_connection_limit(struct config *c)
  * tests and operators look for), then suffix. */
 static void log_listening(int fd, const char *suffix)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = { 0 };
     socklen_t len = sizeof ss;
     char host[NI_MAXHOST], serv[NI_MAXSERV];
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX)
+        log_info("listening on unix:%.*s%s", (int)(len - offsetof(struct sockaddr_un, sun_path)),
+                 sun->sun_path[0] ? sun->sun_path : "(unnamed)", suffix);
+    else if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
         getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
                     NI_NUMERICHOST | NI_NUMERICSERV) == 0)
         log_info(ss.ss_family == AF_INET6 ? "listening on [%s]:%s%s" : "listening on %s:%s%s",
@@ -99,11 +109,146 @@ static void log_listening(int fd, const char *suffix)
         log_info("listening on fd %d%s", fd, suffix);
 }
 
+/* The socket file of listen = unix:PATH while this process owns it: exit
+ * removes it only if it is still the file bind() made (a daemon started
+ * during our graceful stop may have replaced it with its own). */
+static struct {
+    char  path[sizeof ((struct sockaddr_un *)0)->sun_path];
+    dev_t dev;
+    ino_t ino;
+} unix_file;
+
+_Static_assert(sizeof ((struct sockaddr_un *)0)->sun_path == 108,
+               "config.c's UNIX_PATH_MAX must match sockaddr_un.sun_path");
+
+/* Resolves [server] unix_group. Runs before the loop (NSS may block).
+ * Returns 0 with *gid set, or -1 with err set. */
+static int unix_group_id(const struct config *c, gid_t *gid, char *err, size_t errlen)
+{
+    *gid = (gid_t)-1;
+    if (!c->unix_group[0])
+        return 0;
+    errno = 0;
+    struct group *g = getgrnam(c->unix_group);
+    if (!g) {
+        snprintf(err, errlen, "[server] unix_group = %s: %s", c->unix_group,
+                 errno ? strerror(errno) : "no such group");
+        return -1;
+    }
+    *gid = g->gr_gid;
+    return 0;
+}
+
+/* Whether someone accepts connections on the socket file at sa: a
+ * non-blocking connect succeeds or finds the backlog full (in use), or is
+ * refused (a file left by a daemon that died). Returns 1, 0, or -1 with
+ * errno set when it cannot tell. */
+static int unix_in_use(const struct sockaddr_un *sa)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
+    int e = errno;
+    close(fd);
+    if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
+        return 1;
+    if (e == ECONNREFUSED)
+        return 0;
+    errno = e;
+    return -1;
+}
+
+/* listen = unix:PATH. The file is created with exactly unix_mode (umask
+ * around bind, so it is never more open than asked, not even briefly) and
+ * given unix_group with fchownat(AT_SYMLINK_NOFOLLOW). A file already at
+ * PATH is removed only if it is a socket nobody listens on; anything else
+ * (a live socket, a regular file, a symlink, which is never followed) is
+ * an error. Returns the socket, or -1 after logging why. */
+static int bind_unix(const struct config *c)
+{
+    const char *path = c->listen_unix;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char err[CONFIG_ERR_SIZE];
+    struct stat st;
+    gid_t gid;
+
+    memcpy(sa.sun_path, path, strlen(path) + 1);    /* length checked by config.c */
+    if (unix_group_id(c, &gid, err, sizeof err) < 0) {
+        log_warnx("cannot listen on unix:%s: %s", path, err);
+        return -1;
+    }
+    if (lstat(path, &st) == 0) {
+        int busy = S_ISSOCK(st.st_mode) ? unix_in_use(&sa) : -2;
+        if (busy == -2) {
+            log_warnx("cannot listen on unix:%s: a file that is not a socket is in the way "
+                      "(symlinks are not followed); remove it", path);
+            return -1;
+        }
+        if (busy == 1) {
+            log_warnx("cannot listen on unix:%s: another process is listening on it", path);
+            return -1;
+        }
+        if (busy < 0) {
+            log_warn("cannot listen on unix:%s: cannot tell whether the socket there is in use",
+                     path);
+            return -1;
+        }
+        if (unlink(path) < 0 && errno != ENOENT) {
+            log_warn("cannot listen on unix:%s: cannot remove the stale socket file", path);
+            return -1;
+        }
+        log_info("removed the stale socket file %s (nobody was listening on it)", path);
+    } else if (errno != ENOENT) {
+        log_warn("cannot listen on unix:%s", path);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        log_warn("cannot listen on unix:%s: socket", path);
+        return -1;
+    }
+    mode_t old = umask((mode_t)(0777 & ~c->unix_mode));
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (rc < 0) {
+        log_warn("cannot listen on unix:%s", path);
+        close(fd);
+        return -1;
+    }
+    if (lstat(path, &st) < 0 ||
+        (gid != (gid_t)-1 && fchownat(AT_FDCWD, path, (uid_t)-1, gid, AT_SYMLINK_NOFOLLOW) < 0) ||
+        listen(fd, 4096) < 0) {
+        log_warn("cannot listen on unix:%s: %s", path,
+                 gid != (gid_t)-1 ? "cannot give it unix_group" : "listen");
+        unlink(path);
+        close(fd);
+        return -1;
+    }
+    memcpy(unix_file.path, sa.sun_path, sizeof unix_file.path);
+    unix_file.dev = st.st_dev;
+    unix_file.ino = st.st_ino;
+    log_listening(fd, "");
+    return fd;
+}
+
+/* Removes the socket file bind_unix made, unless it is not ours any more. */
+static void unix_remove(void)
+{
+    struct stat st;
+    if (unix_file.path[0] && lstat(unix_file.path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        st.st_dev == unix_file.dev && st.st_ino == unix_file.ino)
+        unlink(unix_file.path);
+    unix_file.path[0] = '\0';
+}
+
 /* Binds and listens; logs the real address (port 0 picks one). Returns the
  * socket, or -1 after logging why. Runs before the loop starts, so its
  * name resolution may block. */
 static int bind_listener(const struct config *c)
 {
+    if (c->listen_unix[0])
+        return bind_unix(c);
     char port[8];
     snprintf(port, sizeof port, "%u", c->listen_port);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -276,11 +421,86 @@ static const char *reload_path(const struct app *app)
     return access(DEFAULT_CONFIG, F_OK) == 0 ? DEFAULT_CONFIG : NULL;
 }
 
+static int keep_string(char **slot, const char *cur)
+{
+    char *dup = strdup(cur);
+    if (!dup)
+        return -1;
+    free(*slot);
+    *slot = dup;
+    return 0;
+}
+
+/* The Unix socket and whether TLS is on are fixed when the listener is
+ * made; the certificate files themselves are re-read (reload_tls). */
+static int keep_listeners(const struct config *cur, struct config *next)
+{
+    if (strcmp(next->listen_unix, cur->listen_unix) != 0) {
+        log_warnx("SIGHUP: listen changed to %s%s; that needs a restart, still listening on "
+                  "the old address", next->listen_unix[0] ? "unix:" : "a TCP address instead of ",
+                  next->listen_unix[0] ? next->listen_unix : cur->listen_unix);
+        if (keep_string(&next->listen_unix, cur->listen_unix) < 0 ||
+            keep_string(&next->listen_host, cur->listen_host) < 0)
+            return -1;
+        next->listen_port = cur->listen_port;
+    }
+    if (next->unix_mode != cur->unix_mode || strcmp(next->unix_group, cur->unix_group) != 0) {
+        if (cur->listen_unix[0])
+            log_warnx("SIGHUP: unix_mode or unix_group changed; that needs a restart, "
+                      "keeping %04o and %s", (unsigned)cur->unix_mode,
+                      cur->unix_group[0] ? cur->unix_group : "the daemon's group");
+        next->unix_mode = cur->unix_mode;
+        if (keep_string(&next->unix_group, cur->unix_group) < 0)
+            return -1;
+    }
+    if (!next->tls_cert[0] != !cur->tls_cert[0]) {
+        log_warnx("SIGHUP: %s; that needs a restart, still serving %s",
+                  cur->tls_cert[0] ? "tls_cert and tls_key were removed" : "tls_cert and tls_key were set",
+                  cur->tls_cert[0] ? "HTTPS" : "plain HTTP");
+        if (keep_string(&next->tls_cert, cur->tls_cert) < 0 ||
+            keep_string(&next->tls_key, cur->tls_key) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* SIGHUP with TLS on: new connections get the pair the files hold now. A
+ * pair that cannot be used keeps the served one (and its file names in
+ * the running configuration), with a warning; the rest of the file still
+ * applies. Never fails: called when nothing else can. */
+static void reload_tls(const struct config *cur, struct config *next)
+{
+    char err[CONFIG_ERR_SIZE], what[512];
+    if (!next->tls_cert[0])
+        return;
+    int rc = tls_reload(next->tls_cert, next->tls_key, err, sizeof err);
+    if (rc < 0) {
+        log_warnx("SIGHUP: %s; still serving the certificate read from %s", err, cur->tls_cert);
+        char *c = strdup(cur->tls_cert), *k = strdup(cur->tls_key);
+        if (c && k) {
+            free(next->tls_cert);
+            free(next->tls_key);
+            next->tls_cert = c;
+            next->tls_key = k;
+        } else {
+            free(c);
+            free(k);
+        }
+        return;
+    }
+    if (rc == 1) {
+        tls_describe(what, sizeof what);
+        log_info("SIGHUP: new connections get the %s", what);
+    }
+}
+
 /* Carries over what only a restart can change, warning when the new file
  * asks for something else. Returns 0, or -1 when out of memory. */
 static int keep_restart_only(const struct app *app, struct config *next)
 {
     const struct config *cur = app->cfg;
+    if (keep_listeners(cur, next) < 0)
+        return -1;
     if (strcmp(next->listen_host, cur->listen_host) != 0 ||
         next->listen_port != cur->listen_port) {
         log_warnx("SIGHUP: listen changed from %s:%u to %s:%u; that needs a restart, "
@@ -370,6 +590,7 @@ static void reload(struct app *app)
     };
     aw_engine_set_limits(app->engine, &lim);
     log_set_level(next.log_level);
+    reload_tls(app->cfg, &next);
 
     struct config old = *app->cfg;
     *app->cfg = next;
@@ -534,6 +755,14 @@ int main(int argc, char **argv)
         die_config("out of memory");
     if (configure_exec(app.engine, &cfg, err, sizeof err) < 0)
         die_config(err);
+    /* A certificate that cannot be served and a socket group that does not
+     * exist are configuration errors: exit 2 before anything listens. */
+    gid_t gid;
+    if (cfg.tls_cert[0] && (check_only ? tls_check(cfg.tls_cert, cfg.tls_key, err, sizeof err)
+                                       : tls_load(cfg.tls_cert, cfg.tls_key, err, sizeof err)) < 0)
+        die_config(err);
+    if (cfg.listen_unix[0] && unix_group_id(&cfg, &gid, err, sizeof err) < 0)
+        die_config(err);
     if (check_only) {
         if (cfg.state_dir[0] && aw_store_check(cfg.state_dir, err, sizeof err) < 0)
             die_config(err);
@@ -570,7 +799,9 @@ int main(int argc, char **argv)
         if (listen)
             log_warnx("--listen %s ignored: systemd passed the listening socket", listen);
     } else if ((fd = bind_listener(&cfg)) < 0) {
-        return 1;
+        /* A Unix socket path in use or in the way is the operator's
+         * configuration to fix, as a port in use is. */
+        return cfg.listen_unix[0] ? 2 : 1;
     }
 
     api_init();
@@ -591,6 +822,11 @@ int main(int argc, char **argv)
             evsignal_add(sigs[i], NULL) < 0)
             fatal("cannot install signal handlers");
 
+    if (cfg.tls_cert[0]) {
+        char what[512];
+        tls_describe(what, sizeof what);
+        log_info("serving HTTPS: %s", what);
+    }
     log_info("awaitd %s ready", AWAITD_VERSION);
     service_ready(app.svc);
     event_base_dispatch(app.base);
@@ -598,6 +834,8 @@ int main(int argc, char **argv)
     if (app.store)
         aw_store_on_commit(app.store, NULL, NULL);  /* the server goes first */
     http_server_free(app.http);
+    unix_remove();
+    tls_free();                         /* after MHD: no handshake is left */
     events_free();
     aw_store_close(app.store);          /* commits the last changes */
     aw_engine_free(app.engine);         /* kills and reaps running jobs; frees
