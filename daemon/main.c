@@ -800,8 +800,15 @@ int main(int argc, char **argv)
             log_warnx("--listen %s ignored: systemd passed the listening socket", listen);
     } else if ((fd = bind_listener(&cfg)) < 0) {
         /* A Unix socket path in use or in the way is the operator's
-         * configuration to fix, as a port in use is. */
-        return cfg.listen_unix[0] ? 2 : 1;
+         * configuration to fix, as a port in use is. Everything is freed,
+         * as on the store's failure above, so leak checkers stay quiet. */
+        int rc = cfg.listen_unix[0] ? 2 : 1;
+        aw_store_close(app.store);
+        aw_engine_free(app.engine);
+        event_base_free(app.base);
+        tls_free();
+        config_close(&cfg);
+        return rc;
     }
 
     api_init();
