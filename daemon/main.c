@@ -436,9 +436,12 @@ static int keep_string(char **slot, const char *cur)
 static int keep_listeners(const struct config *cur, struct config *next)
 {
     if (strcmp(next->listen_unix, cur->listen_unix) != 0) {
-        log_warnx("SIGHUP: listen changed to %s%s; that needs a restart, still listening on "
-                  "the old address", next->listen_unix[0] ? "unix:" : "a TCP address instead of ",
-                  next->listen_unix[0] ? next->listen_unix : cur->listen_unix);
+        if (next->listen_unix[0])
+            log_warnx("SIGHUP: listen changed to unix:%s; that needs a restart, "
+                      "still listening on the old address", next->listen_unix);
+        else
+            log_warnx("SIGHUP: listen changed to a TCP address; that needs a restart, "
+                      "still listening on unix:%s", cur->listen_unix);
         if (keep_string(&next->listen_unix, cur->listen_unix) < 0 ||
             keep_string(&next->listen_host, cur->listen_host) < 0)
             return -1;

@@ -6,18 +6,20 @@
 # socket refuses a second daemon (exit 2); a stale one is replaced; a file
 # that is not a socket, or a symlink, is never removed; SIGTERM removes the
 # file; bad paths and groups exit 2; socket activation with an AF_UNIX fd
-# (plain, and HTTPS when tls_cert is set). helpers/sockact_unix.c is built
-# here with cc; the HTTPS case needs openssl.
+# (plain, and HTTPS when tls_cert is set). helpers/sockact_unix.c and
+# helpers/unix_client.c are built here with cc; the HTTPS case needs openssl.
 
 . "$(dirname "$0")/lib.sh"
 
 HELPERS=$AW_TMP/helpers
 HELPER_ERR=""
 mkdir -p "$HELPERS"
-if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -o "$HELPERS/sockact_unix" \
-    "$(dirname "$0")/helpers/sockact_unix.c" 2>"$AW_TMP/cc.err"; then
-    HELPER_ERR="cannot build helpers/sockact_unix.c: $(head -c 300 "$AW_TMP/cc.err")"
-fi
+for h in sockact_unix unix_client; do
+    if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -o "$HELPERS/$h" \
+        "$(dirname "$0")/helpers/$h.c" 2>"$AW_TMP/cc.err"; then
+        HELPER_ERR="cannot build helpers/$h.c: $(head -c 300 "$AW_TMP/cc.err")"
+    fi
+done
 
 # Every curl of this file, the ones lib.sh's req makes included, goes
 # through the socket in $SOCK; curl sends "Host: localhost" there.
@@ -126,6 +128,21 @@ case_the_access_log_takes_a_client_without_an_address() {
     req GET /v1/info
     assert_status 200
     req GET /metrics
+    assert_status 200
+    kill -0 "$DPID" 2>/dev/null || fail "the daemon is gone"
+}
+
+case_a_client_bound_to_a_long_path_is_served() {
+    # accept() then returns a sockaddr_un of about 100 bytes, longer than
+    # the sockaddr_in6 libmicrohttpd keeps it in: the request is answered,
+    # logged, and the daemon lives on.
+    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    local me=$CASE_TMP/$(head -c 60 /dev/zero | tr '\0' c).sock out
+    out=$("$HELPERS/unix_client" "$me" "$SOCK" /healthz 2>&1)
+    [[ $out == "HTTP/1.1 200 OK"* ]] || fail "answer to a bound client: $(head -c 200 <<<"$out")"
+    out=$("$HELPERS/unix_client" "$me" "$SOCK" /v1/info 2>&1)
+    [[ $out == "HTTP/1.1 200 OK"* ]] || fail "/v1/info to a bound client: $(head -c 200 <<<"$out")"
+    req GET /healthz
     assert_status 200
     kill -0 "$DPID" 2>/dev/null || fail "the daemon is gone"
 }
