@@ -45,7 +45,7 @@ LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c
             lib/child.c lib/utf8.c lib/task_record.c lib/store.c
 DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c \
                daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c \
-               daemon/tls.c
+               daemon/tls.c daemon/unix_socket.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -20,9 +20,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +28,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -44,6 +41,7 @@
 #include "service.h"
 #include "store.h"
 #include "tls.h"
+#include "unix_socket.h"
 
 #define DEFAULT_CONFIG AWAITD_SYSCONFDIR "/awaitd/awaitd.conf"
 /* File descriptors kept back from the connection limit for everything
@@ -109,146 +107,17 @@ static void log_listening(int fd, const char *suffix)
         log_info("listening on fd %d%s", fd, suffix);
 }
 
-/* The socket file of listen = unix:PATH while this process owns it: exit
- * removes it only if it is still the file bind() made (a daemon started
- * during our graceful stop may have replaced it with its own). */
-static struct {
-    char  path[sizeof ((struct sockaddr_un *)0)->sun_path];
-    dev_t dev;
-    ino_t ino;
-} unix_file;
-
-_Static_assert(sizeof ((struct sockaddr_un *)0)->sun_path == 108,
-               "config.c's UNIX_PATH_MAX must match sockaddr_un.sun_path");
-
-/* Resolves [server] unix_group. Runs before the loop (NSS may block).
- * Returns 0 with *gid set, or -1 with err set. */
-static int unix_group_id(const struct config *c, gid_t *gid, char *err, size_t errlen)
-{
-    *gid = (gid_t)-1;
-    if (!c->unix_group[0])
-        return 0;
-    errno = 0;
-    struct group *g = getgrnam(c->unix_group);
-    if (!g) {
-        snprintf(err, errlen, "[server] unix_group = %s: %s", c->unix_group,
-                 errno ? strerror(errno) : "no such group");
-        return -1;
-    }
-    *gid = g->gr_gid;
-    return 0;
-}
-
-/* Whether someone accepts connections on the socket file at sa: a
- * non-blocking connect succeeds or finds the backlog full (in use), or is
- * refused (a file left by a daemon that died). Returns 1, 0, or -1 with
- * errno set when it cannot tell. */
-static int unix_in_use(const struct sockaddr_un *sa)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -1;
-    int rc = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
-    int e = errno;
-    close(fd);
-    if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
-        return 1;
-    if (e == ECONNREFUSED)
-        return 0;
-    errno = e;
-    return -1;
-}
-
-/* listen = unix:PATH. The file is created with exactly unix_mode (umask
- * around bind, so it is never more open than asked, not even briefly) and
- * given unix_group with fchownat(AT_SYMLINK_NOFOLLOW). A file already at
- * PATH is removed only if it is a socket nobody listens on; anything else
- * (a live socket, a regular file, a symlink, which is never followed) is
- * an error. Returns the socket, or -1 after logging why. */
-static int bind_unix(const struct config *c)
-{
-    const char *path = c->listen_unix;
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    char err[CONFIG_ERR_SIZE];
-    struct stat st;
-    gid_t gid;
-
-    memcpy(sa.sun_path, path, strlen(path) + 1);    /* length checked by config.c */
-    if (unix_group_id(c, &gid, err, sizeof err) < 0) {
-        log_warnx("cannot listen on unix:%s: %s", path, err);
-        return -1;
-    }
-    if (lstat(path, &st) == 0) {
-        int busy = S_ISSOCK(st.st_mode) ? unix_in_use(&sa) : -2;
-        if (busy == -2) {
-            log_warnx("cannot listen on unix:%s: a file that is not a socket is in the way "
-                      "(symlinks are not followed); remove it", path);
-            return -1;
-        }
-        if (busy == 1) {
-            log_warnx("cannot listen on unix:%s: another process is listening on it", path);
-            return -1;
-        }
-        if (busy < 0) {
-            log_warn("cannot listen on unix:%s: cannot tell whether the socket there is in use",
-                     path);
-            return -1;
-        }
-        if (unlink(path) < 0 && errno != ENOENT) {
-            log_warn("cannot listen on unix:%s: cannot remove the stale socket file", path);
-            return -1;
-        }
-        log_info("removed the stale socket file %s (nobody was listening on it)", path);
-    } else if (errno != ENOENT) {
-        log_warn("cannot listen on unix:%s", path);
-        return -1;
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        log_warn("cannot listen on unix:%s: socket", path);
-        return -1;
-    }
-    mode_t old = umask((mode_t)(0777 & ~c->unix_mode));
-    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    umask(old);
-    if (rc < 0) {
-        log_warn("cannot listen on unix:%s", path);
-        close(fd);
-        return -1;
-    }
-    if (lstat(path, &st) < 0 ||
-        (gid != (gid_t)-1 && fchownat(AT_FDCWD, path, (uid_t)-1, gid, AT_SYMLINK_NOFOLLOW) < 0) ||
-        listen(fd, 4096) < 0) {
-        log_warn("cannot listen on unix:%s: %s", path,
-                 gid != (gid_t)-1 ? "cannot give it unix_group" : "listen");
-        unlink(path);
-        close(fd);
-        return -1;
-    }
-    memcpy(unix_file.path, sa.sun_path, sizeof unix_file.path);
-    unix_file.dev = st.st_dev;
-    unix_file.ino = st.st_ino;
-    log_listening(fd, "");
-    return fd;
-}
-
-/* Removes the socket file bind_unix made, unless it is not ours any more. */
-static void unix_remove(void)
-{
-    struct stat st;
-    if (unix_file.path[0] && lstat(unix_file.path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-        st.st_dev == unix_file.dev && st.st_ino == unix_file.ino)
-        unlink(unix_file.path);
-    unix_file.path[0] = '\0';
-}
-
 /* Binds and listens; logs the real address (port 0 picks one). Returns the
  * socket, or -1 after logging why. Runs before the loop starts, so its
  * name resolution may block. */
 static int bind_listener(const struct config *c)
 {
-    if (c->listen_unix[0])
-        return bind_unix(c);
+    if (c->listen_unix[0]) {
+        int fd = unix_socket_listen(c);
+        if (fd >= 0)
+            log_listening(fd, "");
+        return fd;
+    }
     char port[8];
     snprintf(port, sizeof port, "%u", c->listen_port);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -479,16 +348,10 @@ static void reload_tls(const struct config *cur, struct config *next)
     int rc = tls_reload(next->tls_cert, next->tls_key, err, sizeof err);
     if (rc < 0) {
         log_warnx("SIGHUP: %s; still serving the certificate read from %s", err, cur->tls_cert);
-        char *c = strdup(cur->tls_cert), *k = strdup(cur->tls_key);
-        if (c && k) {
-            free(next->tls_cert);
-            free(next->tls_key);
-            next->tls_cert = c;
-            next->tls_key = k;
-        } else {
-            free(c);
-            free(k);
-        }
+        /* Out of memory leaves the new names; nothing is served from them,
+         * and the next reload reads the files again either way. */
+        if (keep_string(&next->tls_cert, cur->tls_cert) == 0)
+            keep_string(&next->tls_key, cur->tls_key);
         return;
     }
     if (rc == 1) {
@@ -764,7 +627,7 @@ int main(int argc, char **argv)
     if (cfg.tls_cert[0] && (check_only ? tls_check(cfg.tls_cert, cfg.tls_key, err, sizeof err)
                                        : tls_load(cfg.tls_cert, cfg.tls_key, err, sizeof err)) < 0)
         die_config(err);
-    if (cfg.listen_unix[0] && unix_group_id(&cfg, &gid, err, sizeof err) < 0)
+    if (cfg.listen_unix[0] && unix_socket_group(&cfg, &gid, err, sizeof err) < 0)
         die_config(err);
     if (check_only) {
         if (cfg.state_dir[0] && aw_store_check(cfg.state_dir, err, sizeof err) < 0)
@@ -785,6 +648,7 @@ int main(int argc, char **argv)
      * is an error before anything listens, and the tasks are back before
      * the first client can ask for them. */
     if (cfg.state_dir[0] && open_store(&app, &cfg) < 0) {
+        tls_free();
         aw_engine_free(app.engine);
         event_base_free(app.base);
         config_close(&cfg);
@@ -844,7 +708,7 @@ int main(int argc, char **argv)
     if (app.store)
         aw_store_on_commit(app.store, NULL, NULL);  /* the server goes first */
     http_server_free(app.http);
-    unix_remove();
+    unix_socket_remove();
     tls_free();                         /* after MHD: no handshake is left */
     events_free();
     aw_store_close(app.store);          /* commits the last changes */

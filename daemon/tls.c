@@ -32,6 +32,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <microhttpd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,17 @@ fail:
     return NULL;
 }
 
+/* A libmicrohttpd built without GnuTLS would start a plain daemon with
+ * MHD_USE_TLS refused, or ignore the callback: say so before anything. */
+static int mhd_can(char *err, size_t errlen)
+{
+    if (MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK) == MHD_YES)
+        return 0;
+    snprintf(err, errlen, "tls_cert: this libmicrohttpd has no HTTPS certificate callback"
+             " (built without GnuTLS 3)");
+    return -1;
+}
+
 static bool same(const gnutls_datum_t *a, const gnutls_datum_t *b)
 {
     return a->size == b->size && memcmp(a->data, b->data, a->size) == 0;
@@ -193,6 +205,8 @@ static bool same(const gnutls_datum_t *a, const gnutls_datum_t *b)
 
 int tls_check(const char *cert, const char *key, char *err, size_t errlen)
 {
+    if (mhd_can(err, errlen) < 0)
+        return -1;
     struct pair *p = pair_read(cert, key, err, errlen);
     pair_free(p);
     return p ? 0 : -1;
@@ -200,6 +214,8 @@ int tls_check(const char *cert, const char *key, char *err, size_t errlen)
 
 int tls_load(const char *cert, const char *key, char *err, size_t errlen)
 {
+    if (mhd_can(err, errlen) < 0)
+        return -1;
     struct pair *p = pair_read(cert, key, err, errlen);
     if (!p)
         return -1;
