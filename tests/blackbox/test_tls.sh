@@ -207,6 +207,19 @@ case_sighup_with_a_broken_key_keeps_the_old_certificate() {
     stop_daemon
 }
 
+case_sighup_cannot_turn_tls_off() {
+    need_certs
+    start_tls_daemon "$CERTS/one.crt" "$CERTS/one.key"
+    printf '[server]\nlog_level = info\n' >"$DDIR/awaitd.conf"
+    hup
+    grep -q 'SIGHUP: tls_cert and tls_key were removed; that needs a restart, still serving HTTPS' \
+        "$DLOG" || fail "no warning that TLS stays on: $(grep SIGHUP "$DLOG" | tr '\n' '|')"
+    req GET /healthz
+    assert_status 200
+    assert_eq "$(served_fp)" "$(fp "$CERTS/one.crt")" "certificate served after the reload"
+    stop_daemon
+}
+
 case_a_bad_pair_at_start_exits_2() {
     need_certs
     start_refused "$(tls_conf "$CERTS/one.crt" "$CERTS/two.key")"
