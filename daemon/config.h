@@ -41,6 +41,7 @@ struct config {
     double   exec_kill_grace_seconds;
     size_t   exec_max_output;       /* bytes per stream: default and ceiling */
     bool     exec_allow_root;
+    bool     exec_allow_loader_env; /* args.env may set LD_* and the like */
     char    *exec_path;             /* PATH for jobs whose env has none */
     /* [storage] */
     char    *state_dir;             /* "" = memory only */

@@ -149,6 +149,7 @@ static int configure_exec(aw_engine_t *e, const struct config *c, char *err, siz
             .allow = allow, .nallow = n,
             .kill_grace_ms = (int64_t)(c->exec_kill_grace_seconds * 1000),
             .max_output = c->exec_max_output, .allow_root = c->exec_allow_root,
+            .allow_loader_env = c->exec_allow_loader_env,
             .path = c->exec_path,
         };
         rc = aw_engine_configure_kind(e, "exec", &xc, err, errlen) < 0 ? -1 : 0;
