@@ -593,3 +593,8 @@ void config_close(struct config *c)
     free(c->queues);
     memset(c, 0, sizeof *c);
 }
+
+bool config_has_auth(const struct config *c)
+{
+    return c->auth_token && c->auth_token[0] != '\0';
+}

@@ -59,6 +59,11 @@ int  config_init(struct config *c);
 int  config_load(struct config *c, const char *path, char *err, size_t errlen);
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" into c. Returns 0 or -1 with err. */
 int  config_set_listen(struct config *c, const char *hostport, char *err, size_t errlen);
+/* Whether clients must authenticate: any token configured. The one place
+ * that answers it, for the rule that a daemon which can run programs must
+ * not listen beyond loopback without one (main.c); extend it when tokens
+ * come from elsewhere too (auth_token_file, scoped tokens). */
+bool config_has_auth(const struct config *c);
 void config_close(struct config *c);
 
 #endif
