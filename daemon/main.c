@@ -168,7 +168,7 @@ static int check_listen(const struct config *c, int fd, char *err, size_t errlen
     }
     if (local || config_has_auth(c) || !(c->kind_exec || c->kind_http))
         return 0;
-    snprintf(err, errlen, "[kinds] %s = true with no auth_token, listening on %.300s, which is "
+    snprintf(err, errlen, "[kinds] %s = true with no auth_token, and the listen address %.300s is "
              "not a loopback address: anyone who can reach it could %s. Set [server] "
              "auth_token, or listen on 127.0.0.1 or [::1]",
              c->kind_exec ? "exec" : "http", where,
