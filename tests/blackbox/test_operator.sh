@@ -40,7 +40,8 @@ run_once() {
 
 # starts_listening CONF REGEX ARG...: awaitd with CONF and ARGs must log a
 # line matching REGEX within 10 s (it started); then it gets SIGTERM and
-# must exit 0. Sets LOG to its stderr.
+# must exit 0 (SIGTERM once it says ready: its handlers are in place by
+# then). Sets LOG to its stderr.
 starts_listening() {
     local conf=$CASE_TMP/up.conf regex=$2 pid i
     printf '%s\n' "$1" >"$conf"
@@ -50,7 +51,7 @@ starts_listening() {
     pid=$!
     echo "$pid" >>"$AW_TMP/daemons"
     for ((i = 0; i < 200; i++)); do
-        grep -Eq "$regex" "$LOG" && break
+        grep -Eq "$regex" "$LOG" && grep -q 'msg="awaitd .* ready"' "$LOG" && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
@@ -110,7 +111,7 @@ starts_listening_activated() {
     pid=$!
     echo "$pid" >>"$AW_TMP/daemons"
     for ((i = 0; i < 200; i++)); do
-        grep -Eq "$regex" "$LOG" && break
+        grep -Eq "$regex" "$LOG" && grep -q 'msg="awaitd .* ready"' "$LOG" && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
@@ -140,7 +141,7 @@ case_a_reload_that_would_expose_exec_is_refused() {
     echo "$pid" >>"$AW_TMP/daemons"
     for ((i = 0; i < 200; i++)); do
         port=$(sed -n 's/.*listening on 0\.0\.0\.0:\([0-9]*\).*/\1/p' "$CASE_TMP/reload.log")
-        [ -n "$port" ] && break
+        [ -n "$port" ] && grep -q 'ready"' "$CASE_TMP/reload.log" && break
         sleep 0.05
     done
     [ -n "$port" ] || fail "did not start: $(cat "$CASE_TMP/reload.log")"
