@@ -5,7 +5,10 @@
  * listening socket (systemd's under socket activation, else bind) -> loop.
  * Everything that can be wrong with the configuration or the flags is
  * reported as one line on stderr with exit status 2 before anything
- * listens. Signals arrive as libevent events:
+ * listens: that includes a listen address that does not resolve, and
+ * exec or http enabled with no token on an address beyond loopback
+ * (check_listen, which a SIGHUP applies too); a port in use is exit 2 as
+ * well. Signals arrive as libevent events:
  *
  * - SIGTERM, SIGINT: STOPPING=1, stop accepting, interrupt every running
  *   task, wait for them up to shutdown_grace_seconds, then answer every
@@ -693,13 +696,15 @@ int main(int argc, char **argv)
     }
     if (fd >= 0) {
         log_listening(fd, " (socket activation)");
-        if (check_listen(&cfg, fd, err, sizeof err) < 0)
-            die_config(err);
         if (listen)
             log_warnx("--listen %s ignored: systemd passed the listening socket", listen);
     } else if ((fd = bind_listener(&cfg, err, sizeof err)) < 0) {
         die_config(err);
     }
+    /* Where it really listens: systemd's socket, or a bound one when
+     * LISTEN_FDS named another process. */
+    if (check_listen(&cfg, fd, err, sizeof err) < 0)
+        die_config(err);
     app.listen_fd = fd;
 
     api_init();
