@@ -848,8 +848,12 @@ static int recheck(aw_engine_t *e, const struct job *j, json_t *args, char *real
     }
     char why[PATH_MAX + 200];
     int rc = check_env(cfg, args, why, sizeof why);
-    if (rc == 0)
+    if (rc == 0 && j->path) {
         rc = check_program(cfg, j->path, real, errnum, why, sizeof why);
+    } else if (rc == 0) {
+        real[0] = '\0';                   /* a bare name found nowhere */
+        *errnum = ENOENT;
+    }
     if (rc < 0)
         snprintf(err, errlen, "not started: %s", why);
     return rc;
@@ -866,10 +870,6 @@ static void exec_start(aw_engine_t *e, aw_task_t *t)
     }
     j->e = e;
     j->t = t;
-    if (!j->path) {
-        spawn_failed(j, ENOENT);
-        return;
-    }
     json_t *args = json_loads(t->args, JSON_ALLOW_NUL, NULL);
     char real[PATH_MAX], why[PATH_MAX + 256];
     int errnum = 0;
