@@ -86,6 +86,7 @@ static const struct key {
     { "exec",   "kill_grace_seconds", T_SECONDS,         OFF(exec_kill_grace_seconds), 0, "5" },
     { "exec",   "max_output_bytes",  T_SIZE,             OFF(exec_max_output),   0, "1048576" },
     { "exec",   "allow_root",        T_BOOL,             OFF(exec_allow_root),   0, "false" },
+    { "exec",   "allow_loader_env",  T_BOOL,             OFF(exec_allow_loader_env), 0, "false" },
     { "exec",   "path",              T_PATH_LIST,        OFF(exec_path),         0, "/usr/local/bin:/usr/bin:/bin" },
     { "storage", "state_dir",        T_DIR,              OFF(state_dir),         0, "" },
     { "storage", "sync",             T_SYNC,             OFF(sync_full),         0, "full" },
@@ -652,4 +653,9 @@ void config_close(struct config *c)
         free(c->queues[i].name);
     free(c->queues);
     memset(c, 0, sizeof *c);
+}
+
+bool config_has_auth(const struct config *c)
+{
+    return c->auth_token && c->auth_token[0] != '\0';
 }

@@ -45,6 +45,7 @@ struct config {
     double   exec_kill_grace_seconds;
     size_t   exec_max_output;       /* bytes per stream: default and ceiling */
     bool     exec_allow_root;
+    bool     exec_allow_loader_env; /* args.env may set LD_* and the like */
     char    *exec_path;             /* PATH for jobs whose env has none */
     /* [storage] */
     char    *state_dir;             /* "" = memory only */
@@ -63,6 +64,11 @@ int  config_load(struct config *c, const char *path, char *err, size_t errlen);
 /* Parses "HOST:PORT", "[V6]:PORT", ":PORT" or "unix:/ABSOLUTE/PATH" into c.
  * Returns 0 or -1 with err. */
 int  config_set_listen(struct config *c, const char *hostport, char *err, size_t errlen);
+/* Whether clients must authenticate: any token configured. The one place
+ * that answers it, for the rule that a daemon which can run programs must
+ * not listen beyond loopback without one (main.c); extend it when tokens
+ * come from elsewhere too (auth_token_file, scoped tokens). */
+bool config_has_auth(const struct config *c);
 void config_close(struct config *c);
 
 #endif

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <microhttpd.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,18 @@ static bool authorized(struct http_server *s, struct MHD_Connection *c, const ch
 
 /* ---- replies ---- */
 
+/* The peer's address as text, for the logs ("-" when MHD does not know). */
+static void client_address(struct MHD_Connection *conn, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    socklen_t salen = !sa ? 0 : sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                    : sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : 0;
+    if (!salen || getnameinfo(sa, salen, out, len, NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(out, len, "%s", sa && sa->sa_family == AF_UNIX ? "unix" : "-");
+}
+
 static void queue_response(struct http_ctx *x, unsigned status, struct MHD_Response *resp)
 {
     if (!resp) {
@@ -206,8 +219,16 @@ static void queue_response(struct http_ctx *x, unsigned status, struct MHD_Respo
     MHD_destroy_response(resp);
     int64_t us = now_us() - x->t0_us;
     metrics_observe((enum metrics_route)x->route, status, us);
-    if (x->srv->cfg->access_log)
-        log_info("access %s %s %u %.3f ms", x->method, x->path, status, (double)us / 1000);
+    if (x->srv->cfg->access_log || log_enabled(LOG_LEVEL_DEBUG)) {
+        char client[NI_MAXHOST];
+        client_address(x->conn, client, sizeof client);
+        if (x->srv->cfg->access_log)
+            log_info("access %s %s %u %.3f ms client %s", x->method, x->path, status,
+                     (double)us / 1000, client);
+        else
+            log_debug("request %s %s %u %.3f ms client %s", x->method, x->path, status,
+                      (double)us / 1000, client);
+    }
     x->answered = true;
 }
 

@@ -43,6 +43,7 @@ typedef enum aw_error_type {
     AW_ERR_SPAWN,           /* "spawn_error" */
     AW_ERR_HTTP,            /* "http_error" */
     AW_ERR_INTERRUPTED,     /* "interrupted" */
+    AW_ERR_FORBIDDEN,       /* "forbidden": the configuration refused it at start */
     AW_NERRTYPES
 } aw_error_type_t;
 

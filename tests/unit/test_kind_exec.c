@@ -700,6 +700,80 @@ static void watch_refuses_other_kinds(void **state)
     assert_int_equal(aw_task_output(t, 3, &data, &len), AW_EINVAL);
 }
 
+/* ---- the allow-list against links, loader variables and reloads ---- */
+
+static void loader_variables_are_forbidden_unless_allowed(void **state)
+{
+    struct fx *f = *state;
+    static const char *const names[] = { "LD_PRELOAD", "LD_LIBRARY_PATH", "GCONV_PATH",
+                                         "GLIBC_TUNABLES" };
+    aw_task_t *t;
+    char err[256];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int rc = try_create(f, json_pack("{s:[s],s:{s:s}}", "argv", "/usr/bin/env",
+                                         "env", names[i], "x"), -1, &t, err, sizeof err);
+        if (rc != AW_EFORBIDDEN || !strstr(err, names[i]))
+            fail_msg("%s: got %d (%s), want AW_EFORBIDDEN naming it", names[i], rc, err);
+    }
+    aw_exec_config_t c = { .allow = allow, .nallow = 2, .kill_grace_ms = GRACE_MS,
+                           .max_output = 1 << 20, .allow_root = true,
+                           .allow_loader_env = true };
+    assert_int_equal(aw_engine_configure_kind(f->e, "exec", &c, err, sizeof err), 0);
+    t = run_argv(f, json_pack("{s:[s],s:{s:s}}", "argv", "/usr/bin/env",
+                              "env", "LD_BIND_NOW", "1"));
+    assert_int_equal(t->state, AW_SUCCEEDED);
+    assert_output(t, AW_STDOUT, "LD_BIND_NOW=1\nPATH=/usr/local/bin:/usr/bin:/bin\n");
+}
+
+static void a_link_is_judged_by_what_it_resolves_to(void **state)
+{
+    struct fx *f = *state;
+    char dir[] = "/tmp/aw-exec-link.XXXXXX", glob[64], link[64], err[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(glob, sizeof glob, "%s/*", dir);
+    snprintf(link, sizeof link, "%s/innocent", dir);
+    assert_int_equal(symlink("/usr/sbin/nologin", link), 0);
+    const char *only[] = { glob };
+    aw_exec_config_t c = { .allow = only, .nallow = 1, .max_output = 100, .allow_root = true };
+    assert_int_equal(aw_engine_configure_kind(f->e, "exec", &c, err, sizeof err), 0);
+    aw_task_t *t;
+    int rc = try_create(f, json_pack("{s:[s]}", "argv", link), -1, &t, err, sizeof err);
+    unlink(link);
+    rmdir(dir);
+    assert_int_equal(rc, AW_EFORBIDDEN);
+    assert_non_null(strstr(err, "resolves to"));
+    assert_non_null(strstr(err, "nologin"));
+}
+
+static void a_queued_job_fails_forbidden_when_exec_is_disabled_before_its_start(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(aw_engine_set_queue(f->e, "one", 1), 0);
+    aw_task_spec_t spec = { .kind = "exec", .queue = "one", .timeout_ms = -1 };
+    aw_task_t *first, *second;
+    char err[256];
+    spec.args = json_pack("{s:[s,s]}", "argv", "/bin/sleep", "30");
+    assert_int_equal(aw_task_create(f->e, &spec, &first, err, sizeof err), 0);
+    json_decref(spec.args);
+    aw_task_ref(first);
+    spec.args = json_pack("{s:[s]}", "argv", "/bin/true");
+    assert_int_equal(aw_task_create(f->e, &spec, &second, err, sizeof err), 0);
+    json_decref(spec.args);
+    aw_task_ref(second);
+    assert_int_equal(second->state, AW_PENDING);
+    assert_int_equal(aw_engine_enable_kind(f->e, "exec", false), 0);
+    assert_int_equal(aw_task_cancel(f->e, first), 1);
+    run(f, second);
+    assert_int_equal(second->state, AW_FAILED);
+    assert_int_equal(second->error_type, AW_ERR_FORBIDDEN);
+    assert_non_null(strstr(aw_task_error_message(second), "disabled"));
+    run(f, first);
+    assert_int_equal(first->state, AW_CANCELLED);
+    aw_task_unref(first);
+    aw_task_unref(second);
+    assert_no_children();
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -726,6 +800,9 @@ int main(void)
         T(root_is_refused_unless_allowed),
         T(nothing_is_allowed_by_default),
         T(disabled_exec_checks_shape_only),
+        T(loader_variables_are_forbidden_unless_allowed),
+        T(a_link_is_judged_by_what_it_resolves_to),
+        T(a_queued_job_fails_forbidden_when_exec_is_disabled_before_its_start),
         T(child_has_only_its_three_fds),
         T(many_jobs_leak_no_fds_and_no_zombies),
         T(watch_follows_a_running_job),

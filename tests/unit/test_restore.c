@@ -545,8 +545,11 @@ static void a_pending_exec_task_off_the_allow_list_ends_interrupted(void **state
     assert_int_equal(t->state, AW_FAILED);
     assert_int_equal(t->error_type, AW_ERR_INTERRUPTED);
     assert_int_equal(t->finished_at, T0_WALL);
-    assert_string_equal(aw_task_error_message(t),
-                        "not restarted: '/bin/true' is not on the exec allow-list");
+    /* Where /bin is a link, the message also names what it resolves to. */
+    const char *msg = aw_task_error_message(t);
+    assert_non_null(msg);
+    assert_int_equal(strncmp(msg, "not restarted: '/bin/true' ", 26), 0);
+    assert_non_null(strstr(msg, "not on the exec allow-list"));
     event_base_loop(f->base, EVLOOP_NONBLOCK);
     assert_int_equal(t->state, AW_FAILED);
 }
