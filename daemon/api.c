@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "clock.h"
+#include "edge.h"
 #include "errors.h"
 #include "events.h"
 #include "http_error.h"
@@ -366,6 +367,17 @@ static void post_tasks(struct http_ctx *x)
         goto out;
     }
     spec.kind = json_string_value(kind);
+    const char *scope;
+    unsigned need = edge_kind_scope(spec.kind, &scope);
+    if (need && !(x->scopes & need)) {
+        /* Besides write (checked by edge.c on the method): a token may
+         * create sleeps and still not be able to run programs. */
+        x->scope_needed = scope;
+        snprintf(err, sizeof err, "creating a task of kind '%s' needs the '%s' scope",
+                 spec.kind, scope);
+        http_reply_error(x, HTTP_ESCOPE, err);
+        goto out;
+    }
     if (args && !json_is_null(args) && !json_is_object(args)) {
         http_reply_error(x, AW_EINVAL, "args must be an object");
         goto out;

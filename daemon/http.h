@@ -41,6 +41,9 @@ struct http_ctx {
     bool                   answered;
     int                    route;   /* enum metrics_route, set by the handler */
     int64_t                t0_us;   /* when the request was read (metrics) */
+    unsigned               scopes;  /* CONFIG_SCOPE_* the token grants (edge.c) */
+    const char            *scope_needed; /* of a 403 insufficient_scope */
+    bool                   preflight;    /* a CORS preflight's answer */
 };
 
 /* Called once per request, with the whole body read. It must answer with
