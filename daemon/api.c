@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "task_json.h"
+#include "ui.h"
 #include "utf8.h"
 
 #define DEFAULT_WAIT_SECONDS 30.0
@@ -868,6 +869,7 @@ static const struct route routes[] = {
     { "/v1/tasks",  "GET, HEAD, POST", get_tasks,   post_tasks, ROUTE_TASK_LIST, ROUTE_TASK_CREATE },
     { "/v1/wait",   "POST",            NULL,        post_wait,  0, ROUTE_WAIT_MANY },
     { "/v1/events", "GET, HEAD",       get_events,  NULL,       ROUTE_EVENTS, 0 },
+    { "/ui",        "GET, HEAD",       ui_handle,   NULL,       ROUTE_OTHER, 0 },
 };
 
 void api_handle(struct http_ctx *x)

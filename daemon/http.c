@@ -220,6 +220,19 @@ void http_reply_located(struct http_ctx *x, unsigned status, aw_buf_t *b,
     reply(x, status, b, "application/json", location);
 }
 
+void http_reply_static(struct http_ctx *x, unsigned status, const void *data, size_t len,
+                       const char *content_type, const char *const *headers)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        for (size_t i = 0; headers && headers[i]; i += 2)
+            MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    }
+    queue_response(x, status, resp);
+}
+
 void http_reply_empty(struct http_ctx *x, unsigned status)
 {
     queue_response(x, status, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
