@@ -66,6 +66,25 @@ chromium_dom() {
         --virtual-time-budget=15000 --dump-dom "$1" 2>"$CASE_TMP/chromium.err"
 }
 
+# static_start FILE: serves FILE from another loopback port (SPORT, SPID).
+static_start() {
+    local i
+    rm -f "$CASE_TMP/port"
+    "$HELPERS/edge_static" "$1" "$CASE_TMP/port" 2>"$CASE_TMP/static.err" &
+    SPID=$!
+    for ((i = 0; i < 100; i++)); do
+        [ -s "$CASE_TMP/port" ] && break
+        sleep 0.05
+    done
+    SPORT=$(cat "$CASE_TMP/port" 2>/dev/null)
+    [ -n "$SPORT" ] || { kill "$SPID"; fail "edge_static did not start: $(cat "$CASE_TMP/static.err")"; }
+}
+
+static_stop() {
+    kill "$SPID" 2>/dev/null
+    wait "$SPID" 2>/dev/null
+}
+
 # ---- the Host rule ----
 
 case_dns_rebinding_host_is_421() {
@@ -156,7 +175,7 @@ case_refusals_are_in_the_access_log() {
 
 case_browser_attack_from_another_port_creates_nothing() {
     need_chromium
-    local page=$CASE_TMP/attack.html port i dom
+    local page=$CASE_TMP/attack.html dom
     cat >"$page" <<EOF
 <!DOCTYPE html><html><head><title>attack</title></head><body>
 <pre id="result">running</pre>
@@ -187,17 +206,9 @@ const body = JSON.stringify($EXEC_BODY);
 })();
 </script></body></html>
 EOF
-    "$HELPERS/edge_static" "$page" "$CASE_TMP/port" 2>"$CASE_TMP/static.err" &
-    local spid=$!
-    for ((i = 0; i < 100; i++)); do
-        [ -s "$CASE_TMP/port" ] && break
-        sleep 0.05
-    done
-    port=$(cat "$CASE_TMP/port" 2>/dev/null)
-    [ -n "$port" ] || { kill "$spid"; fail "edge_static did not start: $(cat "$CASE_TMP/static.err")"; }
-    dom=$(chromium_dom "http://127.0.0.1:$port/")
-    kill "$spid" 2>/dev/null
-    wait "$spid" 2>/dev/null
+    static_start "$page"
+    dom=$(chromium_dom "http://127.0.0.1:$SPORT/")
+    static_stop
     # What the page found out, from its <pre id="result"> only (the
     # script's own text is in the DOM too).
     local result
@@ -212,6 +223,47 @@ EOF
     assert_nothing_created
     grep -q 'access POST /v1/tasks 403' "$DLOG" || fail "no 403 for the page's POST in the access log"
     grep -q 'access GET /v1/events 403' "$DLOG" || fail "no 403 for the page's EventSource in the access log"
+}
+
+case_listed_origin_page_uses_the_api_through_cors_in_chromium() {
+    need_chromium
+    # The page's origin must be known before the daemon starts: serve a
+    # page that reads the daemon's port from its own URL (?port=).
+    local page=$CASE_TMP/listed.html dom result
+    cat >"$page" <<'EOF'
+<!DOCTYPE html><html><head><title>listed</title></head><body>
+<pre id="result">running</pre>
+<script>
+const port = new URLSearchParams(location.search).get("port");
+const target = "http://127.0.0.1:" + port;
+(async () => {
+  const out = [];
+  try {
+    const r = await fetch(target + "/v1/tasks", { method: "POST",
+      headers: { "Content-Type": "application/json", "Authorization": "Bearer cors-token" },
+      body: JSON.stringify({ kind: "sleep", args: { seconds: 0 }, name: "from-listed" }) });
+    const t = await r.json();
+    out.push("create:" + r.status + ":" + (r.headers.get("Location") ? "location" : "nolocation"));
+    const l = await fetch(target + "/v1/tasks/" + t.id,
+                          { headers: { "Authorization": "Bearer cors-token" } });
+    out.push("get:" + l.status);
+  } catch (e) { out.push("error:" + e); }
+  document.getElementById("result").textContent = "done " + out.join(" ");
+})();
+</script></body></html>
+EOF
+    static_start "$page"
+    start_daemon "[server]
+auth_token = cors-token
+cors_origins = http://127.0.0.1:$SPORT"
+    dom=$(chromium_dom "http://127.0.0.1:$SPORT/?port=$PORT")
+    static_stop
+    result=$(printf '%s' "$dom" | sed -n 's/.*<pre id="result">\([^<]*\)<.*/\1/p')
+    note "listed origin page: $result"
+    assert_eq "$result" "done create:201:location get:200" "what the listed origin's page saw"
+    TOKEN=cors-token req GET '/v1/tasks?limit=1000'
+    assert_jq '[.tasks[] | select(.name == "from-listed")] | length' 1
+    stop_daemon
 }
 
 # ---- the same-origin dashboard ----
