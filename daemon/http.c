@@ -2,8 +2,8 @@
  * http.c — libmicrohttpd inside the libevent loop (see http.h).
  *
  * The access-handler protocol, per request:
- *   1st call (headers only): note whether a body must be kept; refuse an
- *     announced oversized body at once. Never answer a normal request here:
+ *   1st call (headers only): note whether a body must be kept (not for a
+ *     request edge.c refuses); refuse an announced oversized body at once. Never answer a normal request here:
  *     libmicrohttpd 0.9.75 treats a response queued while the connection
  *     is still in HEADERS_PROCESSED as "early", stops reading the body
  *     and closes the connection after it, so keep-alive would be lost.
@@ -13,7 +13,9 @@
  *     MHD_queue_response fails, and MHD closes the connection with
  *     "Application reported internal error" (seen with curl sending one
  *     body to two URLs).
- *   final call: authenticate, then hand the request to the handler.
+ *   final call: edge.c decides whether the request may proceed (Host,
+ *     Origin, token, scope; its body is never looked at when not), then
+ *     the handler gets it with the granted scopes in http_ctx.
  *   after a resume: send the answer finish() prepared.
  * Bodyless requests get no allocation at all: *con_cls points at a static
  * marker, which keeps the GET path cheap.
