@@ -2,8 +2,8 @@
  * http.c — libmicrohttpd inside the libevent loop (see http.h).
  *
  * The access-handler protocol, per request:
- *   1st call (headers only): note whether a body must be kept (not for a
- *     request edge.c refuses); refuse an announced oversized body at once. Never answer a normal request here:
+ *   1st call (headers only): note whether a body must be kept; refuse an
+ *     announced oversized body at once. Never answer a normal request here:
  *     libmicrohttpd 0.9.75 treats a response queued while the connection
  *     is still in HEADERS_PROCESSED as "early", stops reading the body
  *     and closes the connection after it, so keep-alive would be lost.
