@@ -43,13 +43,13 @@ LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c
             lib/task.c lib/task_table.c lib/queue.c lib/waiter.c lib/engine.c \
             lib/task_json.c lib/restore.c lib/kind_sleep.c lib/kind_stub.c lib/kind_exec.c \
             lib/child.c lib/utf8.c lib/task_record.c lib/store.c
-DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c \
+DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c daemon/edge.c daemon/ui.c \
                daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c \
                daemon/tls.c daemon/unix_socket.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/daemon/ui_page.o
 
 .PHONY: all deps run test check unit blackbox blackbox-memory test-san test-units bench clean \
         install uninstall distclean
@@ -58,6 +58,17 @@ all: $(BUILD)/awaitd
 
 $(BUILD)/awaitd: $(DAEMON_OBJS) $(BUILD)/libaw.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libaw.a $(LIBS)
+
+# The dashboard page as a C array (od is in coreutils: no xxd needed).
+$(BUILD)/daemon/ui_page.c: daemon/ui/index.html Makefile
+	@mkdir -p $(dir $@)
+	{ printf '/* Generated from daemon/ui/index.html by the Makefile. */\n'; \
+	  printf '#include "ui.h"\nconst unsigned char ui_page[] = {\n'; \
+	  od -An -v -tx1 daemon/ui/index.html | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  printf '};\nconst size_t ui_page_len = sizeof ui_page;\n'; } >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/daemon/ui_page.o: $(BUILD)/daemon/ui_page.c daemon/ui.h daemon/http.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libaw.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^

@@ -14,12 +14,14 @@
 
 #include "api.h"
 #include "clock.h"
+#include "edge.h"
 #include "errors.h"
 #include "events.h"
 #include "http_error.h"
 #include "metrics.h"
 #include "queue.h"
 #include "task_json.h"
+#include "ui.h"
 #include "utf8.h"
 
 #define DEFAULT_WAIT_SECONDS 30.0
@@ -366,6 +368,17 @@ static void post_tasks(struct http_ctx *x)
         goto out;
     }
     spec.kind = json_string_value(kind);
+    const char *scope;
+    unsigned need = edge_kind_scope(spec.kind, &scope);
+    if (need && !(x->scopes & need)) {
+        /* Besides write (checked by edge.c on the method): a token may
+         * create sleeps and still not be able to run programs. */
+        x->scope_needed = scope;
+        snprintf(err, sizeof err, "creating a task of kind '%s' needs the '%s' scope",
+                 spec.kind, scope);
+        http_reply_error(x, HTTP_ESCOPE, err);
+        goto out;
+    }
     if (args && !json_is_null(args) && !json_is_object(args)) {
         http_reply_error(x, AW_EINVAL, "args must be an object");
         goto out;
@@ -856,6 +869,7 @@ static const struct route routes[] = {
     { "/v1/tasks",  "GET, HEAD, POST", get_tasks,   post_tasks, ROUTE_TASK_LIST, ROUTE_TASK_CREATE },
     { "/v1/wait",   "POST",            NULL,        post_wait,  0, ROUTE_WAIT_MANY },
     { "/v1/events", "GET, HEAD",       get_events,  NULL,       ROUTE_EVENTS, 0 },
+    { "/ui",        "GET, HEAD",       ui_handle,   NULL,       ROUTE_OTHER, 0 },
 };
 
 void api_handle(struct http_ctx *x)

@@ -22,6 +22,23 @@ struct config_queue {
     uint32_t concurrency;           /* 0 = unlimited */
 };
 
+/* What a bearer token may do (edge.c decides which request needs which).
+ * auth_token and auth_token_file grant all of them. */
+enum {
+    CONFIG_SCOPE_READ  = 1u << 0,   /* GET endpoints, events, metrics, waits */
+    CONFIG_SCOPE_WRITE = 1u << 1,   /* create, cancel, delete, queue control */
+    CONFIG_SCOPE_EXEC  = 1u << 2,   /* creating a task of kind exec (with write) */
+    CONFIG_SCOPE_HTTP  = 1u << 3,   /* creating a task of kind http (with write) */
+    CONFIG_SCOPE_ALL   = (1u << 4) - 1,
+};
+
+/* One [auth] tokens entry, NAME:SCOPES:FILE; secret is FILE's content. */
+struct config_token {
+    char    *name;
+    unsigned scopes;
+    char    *secret;
+};
+
 struct config {
     char    *listen_host;           /* "127.0.0.1", "::1", "0.0.0.0" */
     uint16_t listen_port;           /* 0 = any free port */
@@ -30,6 +47,14 @@ struct config {
     char    *unix_group;            /* its group; "" = the daemon's own */
     char    *tls_cert, *tls_key;    /* PEM files; both "" = plain HTTP */
     char    *auth_token;            /* "" = no authentication */
+    char    *auth_token_file;       /* read into auth_token by config_load */
+    char    *cors_origins;          /* whitespace-separated origins, or "" */
+    char    *allowed_hosts;         /* whitespace-separated Host names, or "" */
+    bool     ui;                    /* GET /ui serves the dashboard */
+    /* [auth] tokens: the raw value, and what config_load read from it */
+    char    *auth_tokens;
+    struct config_token *tokens;
+    size_t   ntokens;
     size_t   max_body_bytes;
     uint32_t max_connections;
     double   shutdown_grace_seconds;/* SIGTERM: how long running tasks may
@@ -64,10 +89,8 @@ int  config_load(struct config *c, const char *path, char *err, size_t errlen);
 /* Parses "HOST:PORT", "[V6]:PORT", ":PORT" or "unix:/ABSOLUTE/PATH" into c.
  * Returns 0 or -1 with err. */
 int  config_set_listen(struct config *c, const char *hostport, char *err, size_t errlen);
-/* Whether clients must authenticate: any token configured. The one place
- * that answers it, for the rule that a daemon which can run programs must
- * not listen beyond loopback without one (main.c); extend it when tokens
- * come from elsewhere too (auth_token_file, scoped tokens). */
+/* Whether any bearer token is configured (auth_token, auth_token_file or
+ * [auth] tokens): without one, anyone who can connect may do anything. */
 bool config_has_auth(const struct config *c);
 void config_close(struct config *c);
 

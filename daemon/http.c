@@ -13,7 +13,9 @@
  *     MHD_queue_response fails, and MHD closes the connection with
  *     "Application reported internal error" (seen with curl sending one
  *     body to two URLs).
- *   final call: authenticate, then hand the request to the handler.
+ *   final call: edge.c decides whether the request may proceed (Host,
+ *     Origin, token, scope; its body is never looked at when not), then
+ *     the handler gets it with the granted scopes in http_ctx.
  *   after a resume: send the answer finish() prepared.
  * Bodyless requests get no allocation at all: *con_cls points at a static
  * marker, which keeps the GET path cheap.
@@ -29,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "edge.h"
 #include "http.h"
 #include "http_error.h"
 #include "log.h"
@@ -153,45 +156,19 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* ---- authentication ---- */
+/* ---- the edge: may this request proceed? (edge.c) ---- */
 
-static bool needs_auth(const struct http_server *s, const char *path)
+static void judge(struct http_server *s, struct http_ctx *x, struct edge_verdict *v)
 {
-    return s->cfg->auth_token[0] &&
-           (strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0 ||
-            strcmp(path, "/metrics") == 0);
-}
-
-/* Compares in time that depends only on the configured token's length, so
- * the answer time does not reveal how many leading bytes were right. */
-static bool token_matches(const char *given, const char *token)
-{
-    size_t n = strlen(token), m = given ? strlen(given) : 0;
-    volatile unsigned char diff = (unsigned char)(m != n);
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(token[i] ^ (i < m ? given[i] : 0));
-    return diff == 0;
-}
-
-static bool authorized(struct http_server *s, struct MHD_Connection *c, const char *path)
-{
-    if (!needs_auth(s, path))
-        return true;
-    /* Browsers' EventSource cannot send headers: the event stream also
-     * takes the token as ?access_token= (the API reference, GET
-     * /v1/events). */
-    if (strcmp(path, "/v1/events") == 0) {
-        const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "access_token");
-        if (q && token_matches(q, s->cfg->auth_token))
-            return true;
-    }
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    return token_matches(h, s->cfg->auth_token);
+    struct edge_request rq = {
+        .method = x->method, .path = x->path,
+        .host = http_header(x, MHD_HTTP_HEADER_HOST),
+        .origin = http_header(x, "Origin"),
+        .authorization = http_header(x, MHD_HTTP_HEADER_AUTHORIZATION),
+        .access_token = http_query(x, "access_token"),
+        .preflight_method = http_header(x, "Access-Control-Request-Method"),
+    };
+    edge_check(s->cfg, &rq, v);
 }
 
 /* ---- replies ---- */
@@ -215,6 +192,7 @@ static void queue_response(struct http_ctx *x, unsigned status, struct MHD_Respo
             MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)) == MHD_YES;
         return;
     }
+    edge_add_cors(x->srv->cfg, http_header(x, "Origin"), x->preflight, resp);
     MHD_queue_response(x->conn, status, resp);
     MHD_destroy_response(resp);
     int64_t us = now_us() - x->t0_us;
@@ -262,6 +240,19 @@ void http_reply_located(struct http_ctx *x, unsigned status, aw_buf_t *b,
     reply(x, status, b, "application/json", location);
 }
 
+void http_reply_static(struct http_ctx *x, unsigned status, const void *data, size_t len,
+                       const char *content_type, const char *const *headers)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        for (size_t i = 0; headers && headers[i]; i += 2)
+            MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    }
+    queue_response(x, status, resp);
+}
+
 void http_reply_empty(struct http_ctx *x, unsigned status)
 {
     queue_response(x, status, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
@@ -296,8 +287,11 @@ static void reply_error(struct http_ctx *x, int value, const char *message,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    if (e->status == 401)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    char challenge[128];
+    if (value == HTTP_EUNAUTHORIZED || value == HTTP_ESCOPE)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                edge_www_authenticate(value, x->scope_needed,
+                                                      challenge, sizeof challenge));
     if (e->status == 503)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     queue_response(x, e->status, resp);
@@ -674,8 +668,12 @@ static enum MHD_Result first_call(struct http_server *s, struct http_ctx *x)
         *x->con_cls = &no_state;
         return MHD_YES;
     }
-    if (!authorized(s, x->conn, x->path)) {
-        *x->con_cls = &no_state;        /* discard the body; 401 at the end */
+    /* A refused request's body is thrown away unread (and never
+     * parsed): the refusal is answered at the final call. */
+    struct edge_verdict v;
+    judge(s, x, &v);
+    if (v.error || v.preflight) {
+        *x->con_cls = &no_state;
         return MHD_YES;
     }
     if (cl) {
@@ -740,10 +738,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
             reply(&x, r->resp_status, &r->resp, "application/json", r->location);
         return MHD_YES;
     }
-    if (!authorized(s, conn, url)) {
-        http_reply_error(&x, HTTP_EUNAUTHORIZED, NULL);
+    struct edge_verdict v;
+    judge(s, &x, &v);
+    if (v.preflight) {
+        x.preflight = true;
+        http_reply_empty(&x, 204);
         return MHD_YES;
     }
+    if (v.error) {
+        x.scope_needed = v.scope_needed;
+        http_reply_error(&x, v.error, NULL);
+        return MHD_YES;
+    }
+    x.scopes = v.scopes;
     if (r && r->too_large) {
         http_reply_error(&x, HTTP_ETOOLARGE, NULL);
         return MHD_YES;
