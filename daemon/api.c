@@ -296,14 +296,18 @@ static void get_info(struct http_ctx *x)
                   "\"max_wait_seconds\":%g,\"max_wait_ids\":%u,"
                   "\"retention_seconds\":%g,\"max_connections\":%u,"
                   "\"shutdown_grace_seconds\":%g,\"exec_kill_grace_seconds\":%g,"
-                  "\"exec_max_output_bytes\":%zu},"
-                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu},\"waiters\":%llu,"
+                  "\"exec_max_output_bytes\":%zu,\"max_task_bytes\":%llu,"
+                  "\"max_result_bytes\":%llu,\"max_list_bytes\":%zu},"
+                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu,\"bytes\":%llu},\"waiters\":%llu,"
                   "\"connections\":%u,\"sse_clients\":%u,\"queues\":{",
                   (unsigned long long)c->max_tasks, c->max_body_bytes, c->max_wait_seconds,
                   c->max_wait_ids, c->retention_seconds, c->max_connections,
                   c->shutdown_grace_seconds, c->exec_kill_grace_seconds, c->exec_max_output,
+                  (unsigned long long)c->max_task_bytes, (unsigned long long)c->max_result_bytes,
+                  c->max_list_bytes,
                   (unsigned long long)(st.held[AW_PENDING] + st.held[AW_RUNNING]),
-                  (unsigned long long)held, (unsigned long long)st.waiters,
+                  (unsigned long long)held, (unsigned long long)st.held_bytes,
+                  (unsigned long long)st.waiters,
                   http_open_connections(x->srv), events_clients());
     for (const aw_queue_t *q = aw_engine_queues(http_engine(x->srv)); q; q = q->next) {
         aw_utf8_add_json_str(&b, q->name);
