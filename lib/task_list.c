@@ -41,27 +41,30 @@ size_t aw_task_list(const aw_engine_t *e, const aw_task_filter_t *f, const char 
                     size_t limit, size_t max_scan, aw_list_cb cb, void *arg,
                     char next[AW_TASK_ID_SIZE])
 {
-    next[0] = '\0';
-    if (!limit || !can_match(e, f))
-        return 0;
     size_t n = 0, scanned = 0;
     const aw_task_t *seen = NULL, *taken = NULL;    /* the last looked at, taken */
-    for (const aw_task_t *t = aw_task_after(e, after); t; t = aw_task_next(t)) {
+    const aw_task_t *resume = NULL;                 /* what next will name */
+    const aw_task_t *t = limit && can_match(e, f) ? aw_task_after(e, after) : NULL;
+    for (; t; t = aw_task_next(t)) {
         if (max_scan && scanned++ == max_scan) {
-            /* The bound: go on after the last one looked at. */
-            memcpy(next, seen->id, AW_TASK_ID_SIZE);
-            return n;
+            resume = seen;              /* the bound: go on after the last looked at */
+            break;
         }
         if (match(t, f)) {
-            /* A match follows a full page: it is the next page's first. */
+            /* A match after a full page is the next page's first. */
             if (n == limit || (!cb(arg, t, n) && n > 0)) {
-                memcpy(next, taken->id, AW_TASK_ID_SIZE);
-                return n;
+                resume = taken;
+                break;
             }
             n++;
             taken = t;
         }
         seen = t;
     }
+    /* Written last: next may be the very buffer `after` points to. */
+    if (resume)
+        memcpy(next, resume->id, AW_TASK_ID_SIZE);
+    else
+        next[0] = '\0';
     return n;
 }
