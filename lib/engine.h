@@ -33,8 +33,9 @@ typedef struct aw_engine_limits {
     int64_t  retention_ms;      /* finished tasks are forgotten after this */
     /* The bytes every held task takes together (see aw_task_bytes):
      * a create is refused with AW_EBUDGET when it would go over; 0 =
-     * unlimited. Results arrive after their create, so the total may go
-     * over by what the running tasks produce, each at most... */
+     * unlimited. A kind counts what it will keep from the create on when
+     * it can (sleep); output that arrives later (exec) may take the total
+     * over, by at most... */
     uint64_t max_task_bytes;
     /* ...max_result_bytes: the most a task's result may be (a sleep's
      * args.result is refused at create, AW_ETOOBIG; an exec job keeps at

@@ -85,10 +85,20 @@ static int sleep_cancel(aw_engine_t *e, aw_task_t *t)
     return 0;       /* nothing to undo: the engine dropped the wake-up */
 }
 
+/* The memory budget: until the task ends, room for the result it will
+ * keep. The result is a part of the args, so their length bounds it, and
+ * a full budget refuses the create that could not keep its result. Once
+ * the task is done its result is counted for itself. */
+static size_t sleep_bytes(const aw_task_t *t)
+{
+    return aw_task_done(t) ? 0 : strlen(t->args);
+}
+
 const aw_kind_t aw_kind_sleep = {
     .name = "sleep",
     .prepare = sleep_prepare,
     .start = sleep_start,
     .wake = sleep_wake,
     .cancel = sleep_cancel,
+    .bytes = sleep_bytes,
 };
