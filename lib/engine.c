@@ -15,6 +15,14 @@
  * or aw_task_discard; a cancel or delete may be marked (aw_task_ask) so that
  * the store writes what it will do before anyone carries it out.
  *
+ * Memory: max_tasks bounds only unfinished tasks, and a finished one may
+ * keep a large result for its whole retention, so every held task also
+ * counts its bytes (aw_task_bytes) in stats.held_bytes, taken at admission
+ * and again at its finish, and given back when it leaves the table. A
+ * create that would pass max_task_bytes is refused (AW_EBUDGET); the
+ * per-task counts by kind and queue kept beside it let task_list.c answer
+ * a filter that cannot match without walking the tasks.
+ *
  * Re-entrancy: a kind may finish a task inside start (a zero-second sleep),
  * and finishing frees a queue slot that starts the next task. Queue dispatch
  * is therefore a loop guarded against recursion, so a long queue of instant

@@ -35,9 +35,9 @@ typedef struct aw_engine_limits {
      * a create is refused with AW_EBUDGET when it would go over; 0 =
      * unlimited. A kind counts what it will keep from the create on when
      * it can (sleep); output that arrives later (exec) may take the total
-     * over, by at most... */
+     * over by what the running jobs keep. */
     uint64_t max_task_bytes;
-    /* ...max_result_bytes: the most a task's result may be (a sleep's
+    /* The most a task's result may be (a sleep's
      * args.result is refused at create, AW_ETOOBIG; an exec job keeps at
      * most this many bytes of stdout and stderr together); 0 = unlimited. */
     uint64_t max_result_bytes;
