@@ -714,9 +714,10 @@ static void max_result_bytes_caps_both_streams_together(void **state)
     size_t out, err;
     assert_int_equal(aw_task_output(t, AW_STDOUT, &data, &out), 0);
     assert_int_equal(aw_task_output(t, AW_STDERR, &data, &err), 0);
-    assert_int_equal(out, 3000);
-    assert_int_equal(err, 2000);
-    assert_int_equal(aw_exec_dropped(t, AW_STDERR), 1000);
+    /* Which stream is read first is up to the loop: only the sum is sure. */
+    assert_int_equal(out + err, 5000);
+    assert_true(out >= 2000 && err >= 2000);
+    assert_int_equal(aw_exec_dropped(t, AW_STDOUT) + aw_exec_dropped(t, AW_STDERR), 1000);
     json_t *r = result_of(t);
     assert_true(json_is_true(json_object_get(r, "truncated")));
     json_decref(r);
