@@ -22,6 +22,7 @@
 #include "queue.h"
 #include "task_json.h"
 #include "ui.h"
+#include "task_list.h"
 #include "utf8.h"
 
 #define DEFAULT_WAIT_SECONDS 30.0
@@ -297,14 +298,18 @@ static void get_info(struct http_ctx *x)
                   "\"max_wait_seconds\":%g,\"max_wait_ids\":%u,"
                   "\"retention_seconds\":%g,\"max_connections\":%u,"
                   "\"shutdown_grace_seconds\":%g,\"exec_kill_grace_seconds\":%g,"
-                  "\"exec_max_output_bytes\":%zu},"
-                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu},\"waiters\":%llu,"
+                  "\"exec_max_output_bytes\":%zu,\"max_task_bytes\":%llu,"
+                  "\"max_result_bytes\":%llu,\"max_list_bytes\":%zu},"
+                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu,\"bytes\":%llu},\"waiters\":%llu,"
                   "\"connections\":%u,\"sse_clients\":%u,\"queues\":{",
                   (unsigned long long)c->max_tasks, c->max_body_bytes, c->max_wait_seconds,
                   c->max_wait_ids, c->retention_seconds, c->max_connections,
                   c->shutdown_grace_seconds, c->exec_kill_grace_seconds, c->exec_max_output,
+                  (unsigned long long)c->max_task_bytes, (unsigned long long)c->max_result_bytes,
+                  c->max_list_bytes,
                   (unsigned long long)(st.held[AW_PENDING] + st.held[AW_RUNNING]),
-                  (unsigned long long)held, (unsigned long long)st.waiters,
+                  (unsigned long long)held, (unsigned long long)st.held_bytes,
+                  (unsigned long long)st.waiters,
                   http_open_connections(x->srv), events_clients());
     for (const aw_queue_t *q = aw_engine_queues(http_engine(x->srv)); q; q = q->next) {
         aw_utf8_add_json_str(&b, q->name);
@@ -419,18 +424,25 @@ out:
     json_decref(root);
 }
 
-static bool list_match(const aw_task_t *t, int state, const char *kind, const char *queue)
+/* A list answer is built in memory before it is sent: its bytes are
+ * bounded by max_list_bytes (and a page always holds its first task,
+ * whatever its size), so a page of big tasks ends early, with `next`. */
+struct page {
+    aw_buf_t *b;
+    size_t    max;
+};
+
+static bool page_add(void *arg, const aw_task_t *t, size_t n)
 {
-    if (state == -2 && aw_task_done(t))
-        return false;                       /* "active" */
-    if (state == -3 && !aw_task_done(t))
-        return false;                       /* "done" */
-    if (state >= 0 && t->state != state)
+    struct page *p = arg;
+    size_t mark = p->b->len;
+    if (n)
+        aw_buf_addc(p->b, ',');
+    aw_task_write_json(p->b, t);
+    if (n && p->b->len > p->max) {
+        p->b->len = mark;               /* not on this page: the next one's first */
         return false;
-    if (kind && strcmp(t->kind->name, kind) != 0)
-        return false;
-    if (queue && strcmp(t->queue->name, queue) != 0)
-        return false;
+    }
     return true;
 }
 
@@ -439,11 +451,13 @@ static void get_tasks(struct http_ctx *x)
     const char *state_s = http_query(x, "state"), *limit_s = http_query(x, "limit");
     const char *kind = http_query(x, "kind"), *queue = http_query(x, "queue");
     const char *after = http_query(x, "after");
-    int state = -1;                         /* -1 any, -2 active, -3 done */
+    aw_task_filter_t f = { .kind = kind, .queue = queue };
     if (state_s) {
-        state = strcmp(state_s, "active") == 0 ? -2
-              : strcmp(state_s, "done") == 0 ? -3 : aw_task_state_parse(state_s);
-        if (state == -1) {
+        int state = aw_task_state_parse(state_s);
+        f.states = strcmp(state_s, "active") == 0 ? AW_STATES_ACTIVE
+                 : strcmp(state_s, "done") == 0 ? AW_STATES_DONE
+                 : state >= 0 ? 1u << state : 0;
+        if (!f.states) {
             http_reply_error(x, AW_EINVAL,
                 "state must be pending, running, succeeded, failed, cancelled, "
                 "timed_out, active or done");
@@ -462,25 +476,17 @@ static void get_tasks(struct http_ctx *x)
         if (errno == ERANGE || limit > MAX_LIST_LIMIT)
             limit = MAX_LIST_LIMIT;
     }
+    const struct config *c = http_config(x->srv);
     aw_buf_t b;
     aw_buf_init(&b);
     aw_buf_adds(&b, "{\"tasks\":[");
-    long n = 0;
-    const aw_task_t *t = aw_task_after(http_engine(x->srv), after), *last = NULL;
-    for (; t && n < limit; t = aw_task_next(t)) {
-        if (!list_match(t, state, kind, queue))
-            continue;
-        if (n++)
-            aw_buf_addc(&b, ',');
-        aw_task_write_json(&b, t);
-        last = t;
-    }
-    /* `next` only when a matching task really follows. */
-    while (t && !list_match(t, state, kind, queue))
-        t = aw_task_next(t);
+    struct page p = { &b, c->max_list_bytes };
+    char next[AW_TASK_ID_SIZE];
+    aw_task_list(http_engine(x->srv), &f, after, (size_t)limit, c->max_list_scan,
+                 page_add, &p, next);
     aw_buf_adds(&b, "],\"next\":");
-    if (t && last)
-        aw_utf8_add_json_str(&b, last->id);
+    if (next[0])
+        aw_utf8_add_json_str(&b, next);
     else
         aw_buf_adds(&b, "null");
     aw_buf_adds(&b, "}\n");

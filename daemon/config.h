@@ -60,6 +60,10 @@ struct config {
     double   shutdown_grace_seconds;/* SIGTERM: how long running tasks may
                                      * take to stop before the daemon exits */
     uint64_t max_tasks;             /* unfinished tasks */
+    uint64_t max_task_bytes;        /* every held task together; 0 = no budget */
+    uint64_t max_result_bytes;      /* one task's result; 0 = no cap */
+    size_t   max_list_bytes;        /* one GET /v1/tasks answer (its first task aside) */
+    uint32_t max_list_scan;         /* tasks one list page looks at */
     double   retention_seconds;
     double   max_wait_seconds;
     uint32_t max_wait_ids;

@@ -25,9 +25,11 @@ static const struct http_error table[] = {
     { AW_EDONE,           409, "already_done", "the task has already finished" },
     { AW_EACTIVE,         409, "not_done", "the task has not finished yet" },
     { HTTP_ETOOLARGE,     413, "payload_too_large", "the request body is larger than max_body_bytes" },
+    { AW_ETOOBIG,         413, "result_too_large", "the task's result is larger than max_result_bytes" },
     { HTTP_EMISDIRECTED,  421, "misdirected", "the Host header names no host of this daemon (allowed_hosts)" },
     { AW_ECAPACITY,       503, "capacity", "too many unfinished tasks; retry later" },
     { AW_ESTORAGE,        503, "storage", "the change could not be stored (disk full or I/O error); nothing was changed" },
+    { AW_EBUDGET,         503, "memory_budget", "the tasks held take the whole max_task_bytes; delete finished tasks or retry later" },
     { -ENOMEM,            503, "out_of_memory", "out of memory" },
 };
 

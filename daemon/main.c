@@ -578,6 +578,8 @@ static void reload(struct app *app)
     aw_engine_limits_t lim = {
         .max_tasks = next.max_tasks,
         .retention_ms = (int64_t)(next.retention_seconds * 1000),
+        .max_task_bytes = next.max_task_bytes,
+        .max_result_bytes = next.max_result_bytes,
     };
     aw_engine_set_limits(app->engine, &lim);
     log_set_level(next.log_level);
@@ -744,6 +746,8 @@ int main(int argc, char **argv)
     aw_engine_limits_t lim = {
         .max_tasks = cfg.max_tasks,
         .retention_ms = (int64_t)(cfg.retention_seconds * 1000),
+        .max_task_bytes = cfg.max_task_bytes,
+        .max_result_bytes = cfg.max_result_bytes,
     };
     app.base = event_base_new();
     app.engine = app.base ? aw_engine_new(app.base, &lim) : NULL;

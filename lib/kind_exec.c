@@ -253,6 +253,8 @@ struct job {
     struct event_base *base;
     char              *path;        /* resolved program; NULL: not found */
     size_t             max_output;
+    uint64_t           max_kept;    /* stdout and stderr together: the
+                                       engine's max_result_bytes; 0: no cap */
     pid_t              pid;         /* 0 before start */
     int                pidfd;
     struct event      *exit_ev;     /* on the pidfd, or the poll timer */
@@ -313,6 +315,12 @@ static void wake_watchers(struct job *j)
 static bool keep(struct job *j, struct output *o, const char *p, size_t n)
 {
     size_t room = o->len < j->max_output ? j->max_output - o->len : 0;
+    /* The result keeps both streams for the task's retention: together
+     * they stay within max_result_bytes as well. */
+    uint64_t both = (uint64_t)j->out[0].len + j->out[1].len;
+    if (j->max_kept && room > 0)
+        room = both >= j->max_kept ? 0
+             : (uint64_t)room < j->max_kept - both ? room : (size_t)(j->max_kept - both);
     size_t take = n < room ? n : room;
     if (take && o->cap - o->len < take) {
         size_t cap = o->cap ? o->cap : 4096;
@@ -735,6 +743,7 @@ static int exec_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
     j->max_output = cfg->max_output;
     if (json_is_integer(mo) && (uint64_t)json_integer_value(mo) < j->max_output)
         j->max_output = (size_t)json_integer_value(mo);
+    j->max_kept = aw_engine_limits(e)->max_result_bytes;
     j->e = e;
     j->t = t;
     j->base = aw_engine_base(e);
@@ -1106,6 +1115,17 @@ static void exec_unwatch(aw_output_watch_t *w)
     aw_task_unref(t);
 }
 
+/* The job and what it keeps: its output buffers and what stdin has
+ * still to write. */
+static size_t exec_bytes(const aw_task_t *t)
+{
+    const struct job *j = t->kdata.p;
+    if (!j)
+        return 0;
+    return sizeof *j + j->out[0].cap + j->out[1].cap + (j->in_data ? j->in_len : 0) +
+           (j->path ? strlen(j->path) + 1 : 0);
+}
+
 static pid_t exec_process_group(const aw_task_t *t)
 {
     const struct job *j = t->kdata.p;
@@ -1127,4 +1147,5 @@ const aw_kind_t aw_kind_exec = {
     .watch = exec_watch,
     .unwatch = exec_unwatch,
     .process_group = exec_process_group,
+    .bytes = exec_bytes,
 };

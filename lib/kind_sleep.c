@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "clock.h"
 #include "engine.h"
@@ -17,7 +18,6 @@
 static int sleep_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
                          char *err, size_t errlen)
 {
-    (void)e;
     json_t *seconds = json_object_get(args, "seconds");
     json_t *fail = json_object_get(args, "fail");
     if (!seconds) {
@@ -32,6 +32,19 @@ static int sleep_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
     if (fail && !json_is_string(fail) && !json_is_null(fail)) {
         snprintf(err, errlen, "args.fail must be a string");
         return AW_EINVAL;
+    }
+    /* The result is kept for the task's whole retention: its size is
+     * capped. The args text bounds it, so only a large create pays for
+     * measuring (json_dumpb with no buffer only counts). */
+    json_t *result = json_object_get(args, "result");
+    uint64_t max = aw_engine_limits(e)->max_result_bytes;
+    if (max && result && strlen(t->args) > max) {
+        size_t n = json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (n > max) {
+            snprintf(err, errlen, "args.result takes %zu bytes, more than max_result_bytes "
+                     "(%llu)", n, (unsigned long long)max);
+            return AW_ETOOBIG;
+        }
     }
     t->kdata.i = aw_seconds_to_ms(s);
     return 0;
@@ -72,10 +85,20 @@ static int sleep_cancel(aw_engine_t *e, aw_task_t *t)
     return 0;       /* nothing to undo: the engine dropped the wake-up */
 }
 
+/* The memory budget: until the task ends, room for the result it will
+ * keep. The result is a part of the args, so their length bounds it, and
+ * a full budget refuses the create that could not keep its result. Once
+ * the task is done its result is counted for itself. */
+static size_t sleep_bytes(const aw_task_t *t)
+{
+    return aw_task_done(t) ? 0 : strlen(t->args);
+}
+
 const aw_kind_t aw_kind_sleep = {
     .name = "sleep",
     .prepare = sleep_prepare,
     .start = sleep_start,
     .wake = sleep_wake,
     .cancel = sleep_cancel,
+    .bytes = sleep_bytes,
 };

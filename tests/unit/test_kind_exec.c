@@ -774,6 +774,34 @@ static void a_queued_job_fails_forbidden_when_exec_is_disabled_before_its_start(
     assert_no_children();
 }
 
+/* max_result_bytes bounds what a job keeps of both streams together, and
+ * the engine's budget counts what it kept. */
+static void max_result_bytes_caps_both_streams_together(void **state)
+{
+    struct fx *f = *state;
+    aw_engine_limits_t lim = { .retention_ms = 3600 * 1000, .max_result_bytes = 5000 };
+    aw_engine_set_limits(f->e, &lim);
+    aw_task_t *t = run_argv(f, json_pack("{s:[sss]}", "argv", "/bin/sh", "-c",
+                                         "head -c 3000 /dev/zero; head -c 3000 /dev/zero >&2"));
+    assert_int_equal(t->state, AW_SUCCEEDED);
+    const char *data;
+    size_t out, err;
+    assert_int_equal(aw_task_output(t, AW_STDOUT, &data, &out), 0);
+    assert_int_equal(aw_task_output(t, AW_STDERR, &data, &err), 0);
+    /* Which stream is read first is up to the loop: only the sum is sure. */
+    assert_int_equal(out + err, 5000);
+    assert_true(out >= 2000 && err >= 2000);
+    assert_int_equal(aw_exec_dropped(t, AW_STDOUT) + aw_exec_dropped(t, AW_STDERR), 1000);
+    json_t *r = result_of(t);
+    assert_true(json_is_true(json_object_get(r, "truncated")));
+    json_decref(r);
+    aw_engine_stats_t st;
+    aw_engine_stats(f->e, &st);
+    assert_int_equal(st.held_bytes, t->bytes);
+    /* The kept output, and the result that repeats it. */
+    assert_true(t->bytes >= 5000 + strlen(t->result));
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -787,6 +815,7 @@ int main(void)
         T(large_stdin_is_written_without_blocking),
         T(output_is_capped_counted_and_truncated),
         T(max_output_is_lowered_to_the_configured_one),
+        T(max_result_bytes_caps_both_streams_together),
         T(invalid_utf8_becomes_replacement_characters),
         T(cancel_sends_sigterm),
         T(sigterm_ignored_gets_sigkill_after_the_grace),
