@@ -45,6 +45,16 @@ static int sequence(const unsigned char *s, size_t n)
     return need;
 }
 
+/* "\u00XX" for another control character. Written by hand, not with
+ * printf: a program's output can be a megabyte of NULs, and a formatted
+ * write per byte stalled the loop for a third of a second. */
+static void add_u00(aw_buf_t *b, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+    aw_buf_add(b, e, sizeof e);
+}
+
 void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)
 {
     const unsigned char *s = p;
@@ -79,7 +89,7 @@ void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)
             case '\t': aw_buf_add(b, "\\t", 2); break;
             case '\b': aw_buf_add(b, "\\b", 2); break;
             case '\f': aw_buf_add(b, "\\f", 2); break;
-            default:   aw_buf_printf(b, "\\u%04x", c); break;
+            default:   add_u00(b, c); break;
             }
             i++;
         }
