@@ -3,6 +3,7 @@
  * utf8.h). Runs of bytes that need no change are copied in one append, so
  * plain ASCII output costs about one memcpy.
  */
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <string.h>
@@ -45,14 +46,37 @@ static int sequence(const unsigned char *s, size_t n)
     return need;
 }
 
-/* "\u00XX" for another control character. Written by hand, not with
- * printf: a program's output can be a megabyte of NULs, and a formatted
- * write per byte stalled the loop for a third of a second. */
-static void add_u00(aw_buf_t *b, unsigned char c)
+static bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/* Writes the escape for c at o; returns the end. Short forms where JSON
+ * has them, "\u00XX" for other control characters. */
+static char *put_escape(char *o, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
-    char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-    aw_buf_add(b, e, sizeof e);
+    char short_form = 0;
+    switch (c) {
+    case '"':  short_form = '"'; break;
+    case '\\': short_form = '\\'; break;
+    case '\n': short_form = 'n'; break;
+    case '\r': short_form = 'r'; break;
+    case '\t': short_form = 't'; break;
+    case '\b': short_form = 'b'; break;
+    case '\f': short_form = 'f'; break;
+    }
+    *o++ = '\\';
+    if (short_form) {
+        *o++ = short_form;
+        return o;
+    }
+    *o++ = 'u';
+    *o++ = '0';
+    *o++ = '0';
+    *o++ = hex[c >> 4];
+    *o++ = hex[c & 15];
+    return o;
 }
 
 void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)
@@ -81,17 +105,18 @@ void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)
             aw_buf_add(b, replacement, 3);
             i += (size_t)-len;
         } else {
-            switch (c) {
-            case '"':  aw_buf_add(b, "\\\"", 2); break;
-            case '\\': aw_buf_add(b, "\\\\", 2); break;
-            case '\n': aw_buf_add(b, "\\n", 2); break;
-            case '\r': aw_buf_add(b, "\\r", 2); break;
-            case '\t': aw_buf_add(b, "\\t", 2); break;
-            case '\b': aw_buf_add(b, "\\b", 2); break;
-            case '\f': aw_buf_add(b, "\\f", 2); break;
-            default:   add_u00(b, c); break;
-            }
-            i++;
+            /* A run of escapes is written with one reservation: a
+             * program's output can be a megabyte of NULs, and an append
+             * (once even a printf) per byte stalled the loop. */
+            size_t k = i;
+            while (k < n && needs_escape(s[k]))
+                k++;
+            if (!aw_buf_reserve(b, 6 * (k - i)))
+                return;
+            char *o = b->data + b->len;
+            for (; i < k; i++)
+                o = put_escape(o, s[i]);
+            b->len = (size_t)(o - b->data);
         }
         run = i;
     }
