@@ -51,32 +51,30 @@ static bool needs_escape(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
-/* Writes the escape for c at o; returns the end. Short forms where JSON
- * has them, "\u00XX" for other control characters. */
+/* The escape of each byte below 0x20: short forms where JSON has them,
+ * "\u00XX" for the others; len is 2 or 6. */
+static const struct { char text[6]; unsigned char len; } control[32] = {
+#define U(x) { { '\\', 'u', '0', '0', "0123456789abcdef"[(x) >> 4], "0123456789abcdef"[(x) & 15] }, 6 }
+    U(0x00), U(0x01), U(0x02), U(0x03), U(0x04), U(0x05), U(0x06), U(0x07),
+    { "\\b", 2 }, { "\\t", 2 }, { "\\n", 2 }, U(0x0b),
+    { "\\f", 2 }, { "\\r", 2 }, U(0x0e), U(0x0f),
+    U(0x10), U(0x11), U(0x12), U(0x13), U(0x14), U(0x15), U(0x16), U(0x17),
+    U(0x18), U(0x19), U(0x1a), U(0x1b), U(0x1c), U(0x1d), U(0x1e), U(0x1f),
+#undef U
+};
+
+/* Writes the escape for c (a byte needs_escape accepts) at o; returns the
+ * end. Six bytes are always written: the buffer has room for them. */
 static char *put_escape(char *o, unsigned char c)
 {
-    static const char hex[] = "0123456789abcdef";
-    char short_form = 0;
-    switch (c) {
-    case '"':  short_form = '"'; break;
-    case '\\': short_form = '\\'; break;
-    case '\n': short_form = 'n'; break;
-    case '\r': short_form = 'r'; break;
-    case '\t': short_form = 't'; break;
-    case '\b': short_form = 'b'; break;
-    case '\f': short_form = 'f'; break;
+    if (c >= 0x20) {                    /* '"' or '\\' */
+        o[0] = '\\';
+        o[1] = (char)c;
+        return o + 2;
     }
-    *o++ = '\\';
-    if (short_form) {
-        *o++ = short_form;
-        return o;
-    }
-    *o++ = 'u';
-    *o++ = '0';
-    *o++ = '0';
-    *o++ = hex[c >> 4];
-    *o++ = hex[c & 15];
-    return o;
+    const char *e = control[c].text;
+    o[0] = e[0]; o[1] = e[1]; o[2] = e[2]; o[3] = e[3]; o[4] = e[4]; o[5] = e[5];
+    return o + control[c].len;
 }
 
 void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)

@@ -154,14 +154,14 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Best of three: seconds to write n bytes of c as a JSON string. */
+/* Best of five: seconds to write n bytes of c as a JSON string. */
 static double escape_cost(unsigned char c, size_t n, size_t *out_len)
 {
     unsigned char *p = malloc(n);
     assert_non_null(p);
     memset(p, c, n);
     double best = 1e9;
-    for (int run = 0; run < 3; run++) {
+    for (int run = 0; run < 5; run++) {
         aw_buf_t b;
         aw_buf_init(&b);
         double t0 = now_s();
@@ -179,8 +179,9 @@ static double escape_cost(unsigned char c, size_t n, size_t *out_len)
 
 /* A megabyte of NULs becomes six of "\u0000": it should cost about what
  * a megabyte of plain text costs (both are one pass over the input), not
- * a formatted write per byte, which was some 200 times more. Relative, so
- * a slow machine slows both. */
+ * a formatted write per byte, which was some 100 times more. Relative, so
+ * a slow machine slows both; sanitizers slow the escapes' stores more than
+ * the plain copy, hence their wider bound. */
 static void a_megabyte_of_nuls_escapes_in_linear_small_time(void **state)
 {
     (void)state;
@@ -190,7 +191,11 @@ static void a_megabyte_of_nuls_escapes_in_linear_small_time(void **state)
     assert_int_equal(nul_len, 6 * (1 << 20) + 2);
     assert_int_equal(ref_len, (1 << 20) + 2);
     print_message("1 MiB of NUL: %.2f ms; 1 MiB of 'a': %.2f ms\n", nul * 1e3, ref * 1e3);
+#if defined(__SANITIZE_ADDRESS__)
+    assert_true(nul < 40 * ref + 0.020);
+#else
     assert_true(nul < 8 * ref + 0.005);
+#endif
 }
 
 int main(void)
