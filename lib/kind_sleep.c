@@ -4,8 +4,8 @@
  *
  * kdata.i holds the duration in ms. A sleep costs no timer of its own: its
  * wake-up is the task's entry in the engine's deadline heap. The result is
- * read back from the stored args when the task ends, so a million sleeping
- * tasks keep nothing beyond their args text.
+ * found in the stored args text when the task ends (not parsed again: see
+ * sleep_finish), so a million sleeping tasks keep nothing beyond that text.
  */
 #include <math.h>
 #include <stdio.h>
