@@ -194,7 +194,7 @@ static void a_megabyte_of_nuls_escapes_in_linear_small_time(void **state)
 #if defined(__SANITIZE_ADDRESS__)
     assert_true(nul < 40 * ref + 0.020);
 #else
-    assert_true(nul < 8 * ref + 0.005);
+    assert_true(nul < 8 * ref + 0.010);
 #endif
 }
 
