@@ -36,6 +36,7 @@
 
 #include "clock.h"
 #include "engine_impl.h"
+#include "json_text.h"
 #include "errors.h"
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -435,7 +436,13 @@ static int stop_running(aw_engine_t *e, aw_task_t *t, aw_stop_reason_t why)
 aw_task_t *aw__task_new(const aw_kind_t *k, aw_queue_t *q, json_t *args,
                         int64_t timeout_ms)
 {
-    char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    /* Written once, exactly (json_text.h): kinds and the store read this
+     * text back, and a lossy copy changed numbers and even made some
+     * args unreadable. */
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_json_write(&b, args);
+    char *text = aw_buf_steal(&b, NULL);
     aw_task_t *t = text ? aw__task_new_text(k, q, text, timeout_ms) : NULL;
     free(text);
     return t;

@@ -52,6 +52,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "errors.h"
+#include "json_text.h"
 #include "kind_exec.h"
 #include "child.h"
 #include "utf8.h"
@@ -1009,8 +1010,14 @@ static struct job *job_of(const aw_task_t *t)
 static int stored_output(const aw_task_t *t, int stream, const char **data, size_t *len)
 {
     static char *scratch;
-    json_t *r = t->result ? json_loads(t->result, JSON_ALLOW_NUL, NULL) : NULL;
-    json_t *v = json_object_get(r, stream == AW_STDOUT ? "stdout" : "stderr");
+    /* Only the one string is decoded, not the whole result (the other
+     * stream can be megabytes too). */
+    const char *text;
+    size_t tlen;
+    json_t *v = t->result && aw_json_member(t->result, strlen(t->result),
+                                            stream == AW_STDOUT ? "stdout" : "stderr",
+                                            &text, &tlen)
+        ? json_loadb(text, tlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
     size_t n = json_string_length(v);
     char *p = json_is_string(v) ? realloc(scratch, n + 1) : NULL;
     if (p) {
@@ -1019,7 +1026,7 @@ static int stored_output(const aw_task_t *t, int stream, const char **data, size
     }
     *data = p ? p : "";
     *len = p ? n : 0;
-    json_decref(r);
+    json_decref(v);
     return 0;
 }
 
