@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -195,7 +196,8 @@ struct http_conn {
     int                    fd;
     struct event          *watch;       /* EV_CLOSED, + EV_READ between requests */
     struct event          *deadline;    /* request_timeout_seconds, or NULL */
-    bool                   between;     /* no byte of a next request seen */
+    bool                   between;     /* watching for the first byte */
+    bool                   seen_uri;    /* a request line has arrived */
     bool                   peer_closed;
     struct http_req       *req;         /* suspended or held request */
     struct http_stream    *stream;      /* its stream, while parked */
@@ -256,7 +258,11 @@ static void conn_watch_cb(evutil_socket_t fd, short what, void *arg)
         peer_gone(k);
         return;
     }
-    conn_request_started(k);
+    /* Once a request line is in (on_uri), this readiness may come from
+     * bytes MHD has already taken, even a whole answered request: only
+     * the very first byte of a connection starts a deadline here. */
+    if (!k->seen_uri)
+        conn_request_started(k);
     conn_arm_watch(k, false);
 }
 
@@ -1020,8 +1026,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     (void)cls;
     (void)uri;
     struct http_conn *k = conn_of(c);
-    if (k)
+    if (k) {
+        k->seen_uri = true;
         conn_request_started(k);
+    }
     return NULL;
 }
 
@@ -1067,6 +1075,11 @@ struct http_server *http_server_new(struct event_base *base, const struct config
     s->durable = store ? aw_store_durable(store) : UINT64_MAX;
     s->handler = handler;
     s->listen_fd = listen_fd;
+    /* accept_cb drains the backlog until EAGAIN: a socket passed by systemd
+     * may still be blocking (MHD used to set this itself). */
+    int fl = fcntl(listen_fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
     s->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
         MHD_USE_NO_LISTEN_SOCKET,       /* we accept: see accept_cb */
@@ -1169,6 +1182,8 @@ void http_server_free(struct http_server *s)
         MHD_run(s->mhd);
         MHD_stop_daemon(s->mhd);
     }
+    if (s->listen_ev)
+        listen_close(s);                /* ours, not MHD's: see accept_cb */
     if (s->mhd_ev) event_free(s->mhd_ev);
     if (s->mhd_timer) event_free(s->mhd_timer);
     if (s->pump_ev) event_free(s->pump_ev);
