@@ -314,6 +314,33 @@ idle_timeout_seconds = 1'
     stop_daemon
 }
 
+case_a_trickled_body_is_cut_at_request_timeout_seconds() {
+    AW_MEMORY=1 start_daemon '[server]
+request_timeout_seconds = 1'
+    local i t0 gone=""
+    exec 7<>"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect with bash /dev/tcp"
+    printf 'POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{' >&7
+    t0=$(now)
+    # One body byte every 200 ms: MHD's idle timeout never fires, the
+    # request timeout must. A write fails once the daemon has closed.
+    for ((i = 0; i < 25; i++)); do
+        sleep 0.2
+        if ! printf ' ' >&7 2>/dev/null; then
+            gone=1
+            break
+        fi
+        info_field .connections
+        if [ "$VAL" = 1 ]; then
+            gone=1
+            break
+        fi
+    done
+    exec 7>&-
+    [ -n "$gone" ] || fail "a body trickled for 5 s was not cut at request_timeout_seconds = 1"
+    assert_between "$(elapsed "$t0")" 0.9 3 "seconds until a trickled body was cut (request_timeout_seconds = 1)"
+    stop_daemon
+}
+
 # ----- 1,000 slow-loris connections
 
 case_1000_slow_loris_connections_leave_healthz_p99_under_100_ms_and_are_cut() {
