@@ -182,8 +182,15 @@ static void pump_cb(evutil_socket_t fd, short what, void *arg)
  *     timeout (MHD_set_connection_option): MHD closes it at its next
  *     timeout check without cutting an answer that is still being sent.
  * A held answer is left to its commit, which takes milliseconds.
- * The same watch, armed with EV_READ between requests, marks a request's
- * first byte, from which request_timeout_seconds runs; when it expires
+ * Why these and not one way for all: a timeout does not apply while a
+ * connection is suspended (microhttpd.h, MHD_suspend_connection), so a
+ * wait must be resumed to be dropped; shutdown(2) would cut an answer
+ * being sent to a client that only half-closed, so it is kept for the
+ * request timeout, where there is no answer yet.
+ * The same watch, with EV_READ until the connection's first byte, marks
+ * when its first request starts; a later request starts at its request
+ * line (on_uri; a byte-level mark would cost two epoll_ctl calls per
+ * request). request_timeout_seconds runs from there; when it expires
  * the socket is shut down (shutdown(2)), which MHD reads as the client
  * going away: trickled bytes keep MHD's own idle timeout from firing. */
 
@@ -194,9 +201,8 @@ struct http_conn {
     struct http_server    *srv;
     struct MHD_Connection *conn;
     int                    fd;
-    struct event          *watch;       /* EV_CLOSED, + EV_READ between requests */
+    struct event          *watch;       /* EV_CLOSED, + EV_READ until a first byte */
     struct event          *deadline;    /* request_timeout_seconds, or NULL */
-    bool                   between;     /* watching for the first byte */
     bool                   seen_uri;    /* a request line has arrived */
     bool                   peer_closed;
     struct http_req       *req;         /* suspended or held request */
@@ -205,14 +211,13 @@ struct http_conn {
 
 static void conn_watch_cb(evutil_socket_t fd, short what, void *arg);
 
-static void conn_arm_watch(struct http_conn *k, bool between)
+static void conn_arm_watch(struct http_conn *k, bool first_byte)
 {
     if (k->peer_closed)
         return;
     event_del(k->watch);
-    k->between = between;
     event_assign(k->watch, k->srv->base, k->fd,
-                 between ? EV_CLOSED | EV_READ : EV_CLOSED, conn_watch_cb, k);
+                 first_byte ? EV_CLOSED | EV_READ : EV_CLOSED, conn_watch_cb, k);
     event_add(k->watch, NULL);
 }
 
