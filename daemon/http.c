@@ -1044,9 +1044,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     /* A client that went away is the client's business, not an operator's:
-     * streams (SSE, follow) end that way all the time. */
+     * streams (SSE, follow) end that way all the time. A connection over
+     * max_connections_per_client is the configured policy at work, and a
+     * warning per refused connect would let one client flood the log. */
     if (strstr(msg, "Failed to send") || strstr(msg, "Connection reset") ||
-        strstr(msg, "no longer available"))
+        strstr(msg, "no longer available") || strstr(msg, "reached connection limit"))
         log_debug("libmicrohttpd: %s", msg);
     else
         log_warnx("libmicrohttpd: %s", msg);
