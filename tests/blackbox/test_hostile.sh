@@ -343,13 +343,18 @@ request_timeout_seconds = 1'
 
 # ----- 1,000 slow-loris connections
 
+# 1,000 sockets on each side need ulimit -n above 1,100: the soft limit is
+# raised here; a hard limit below that cannot be, and the case is skipped.
+AW_HARD_NOFILE=$(ulimit -Hn)
+if [ "$AW_HARD_NOFILE" != unlimited ] && [ "$AW_HARD_NOFILE" -lt 1100 ]; then
+    report ok "$AW_FILE: 1000_slow_loris_connections_leave_healthz_p99_under_100_ms_and_are_cut # skipped: the hard limit of ulimit -n is $AW_HARD_NOFILE, below 1100"
+else
 case_1000_slow_loris_connections_leave_healthz_p99_under_100_ms_and_are_cut() {
     need_helpers
     local soft
     soft=$(ulimit -n)
     if [ "$soft" != unlimited ] && [ "$soft" -lt 1100 ]; then
-        ulimit -n 1100 2>/dev/null ||
-            fail "ulimit -n is $soft and cannot be raised to 1100 (the hard limit is $(ulimit -Hn)): raise it to run this case"
+        ulimit -n 1100 || fail "cannot raise ulimit -n from $soft to 1100"
     fi
     AW_MEMORY=1 start_daemon '[server]
 request_timeout_seconds = 3'
@@ -367,5 +372,6 @@ request_timeout_seconds = 3'
     [ "$open" = 0 ] || fail "$open slow-loris connections were still open 6 s in, at request_timeout_seconds = 3"
     stop_daemon
 }
+fi
 
 run_cases
