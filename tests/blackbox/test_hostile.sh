@@ -161,7 +161,8 @@ case_fd_exhaustion_keeps_serving_without_spinning_and_recovers() {
 max_connections = 500'
     # A soft limit of what it has open + 20: the daemon runs out of
     # descriptors long before its connection limit.
-    local nfd lim t0 t1 used
+    local nfd lim t0 t1 used soft
+    soft=$(prlimit --pid "$DPID" --nofile --output SOFT --noheadings | tr -d " ")
     nfd=$(ls "/proc/$DPID/fd" | wc -l)
     lim=$((nfd + 20))
     prlimit --pid "$DPID" --nofile="$lim:" || fail "prlimit --pid $DPID --nofile=$lim failed"
@@ -173,7 +174,7 @@ max_connections = 500'
     used=$((t1 - t0))
     assert_less "$used" 10 "clock ticks (1/100 s) used in 1 s at fd exhaustion"
     hold_close
-    prlimit --pid "$DPID" --nofile=20000: 2>/dev/null
+    prlimit --pid "$DPID" --nofile="$soft:" || fail "prlimit could not give the descriptors back"
     healthz_within 5
     assert_less "$EL" 2 "seconds to answer /healthz after the descriptors came back"
     stop_daemon
@@ -186,7 +187,8 @@ case_fd_exhaustion_with_no_connection_open_recovers_when_descriptors_return() {
     command -v prlimit >/dev/null || fail "prlimit is missing (util-linux)"
     AW_MEMORY=1 start_daemon '[server]
 max_connections = 500'
-    local nfd t0 t1 used
+    local nfd t0 t1 used soft
+    soft=$(prlimit --pid "$DPID" --nofile --output SOFT --noheadings | tr -d " ")
     # The lowest free descriptor number: a soft limit there leaves none.
     nfd=$(ls "/proc/$DPID/fd" | sort -n | awk '$1 != NR - 1 { print NR - 1; f = 1; exit } END { if (!f) print NR }')
     prlimit --pid "$DPID" --nofile="$nfd:" || fail "prlimit --pid $DPID --nofile=$nfd failed"
@@ -199,7 +201,7 @@ max_connections = 500'
     t1=$(cpu_ticks)
     used=$((t1 - t0))
     assert_less "$used" 10 "clock ticks (1/100 s) used in 1 s with accept failing (EMFILE)"
-    prlimit --pid "$DPID" --nofile=20000: || fail "prlimit could not give the descriptors back"
+    prlimit --pid "$DPID" --nofile="$soft:" || fail "prlimit could not give the descriptors back"
     healthz_within 5
     assert_less "$EL" 2 "seconds to answer /healthz once descriptors were available again"
     stop_daemon
