@@ -161,8 +161,11 @@ case_fd_exhaustion_keeps_serving_without_spinning_and_recovers() {
 max_connections = 500'
     # A soft limit of what it has open + 20: the daemon runs out of
     # descriptors long before its connection limit.
-    local nfd lim t0 t1 used soft
+    local nfd lim t0 t1 used soft line=""
     soft=$(prlimit --pid "$DPID" --nofile --output SOFT --noheadings | tr -d " ")
+    # A connection opened before the exhaustion, to be served during it.
+    exec 7<>"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect with bash /dev/tcp"
+    await_info .connections 2 5
     nfd=$(ls "/proc/$DPID/fd" | wc -l)
     lim=$((nfd + 20))
     prlimit --pid "$DPID" --nofile="$lim:" || fail "prlimit --pid $DPID --nofile=$lim failed"
@@ -173,6 +176,11 @@ max_connections = 500'
     t1=$(cpu_ticks)
     used=$((t1 - t0))
     assert_less "$used" 10 "clock ticks (1/100 s) used in 1 s at fd exhaustion"
+    grep -q 'accept: Too many open files' "$DLOG" || fail "no accept: EMFILE warning: the descriptors did not run out"
+    printf 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >&7
+    read -t 3 -r line <&7
+    exec 7>&-
+    [ "${line%$'\r'}" = "HTTP/1.1 200 OK" ] || fail "a connection opened before the exhaustion got '$line', not 200"
     hold_close
     prlimit --pid "$DPID" --nofile="$soft:" || fail "prlimit could not give the descriptors back"
     healthz_within 5
