@@ -57,6 +57,9 @@ struct config {
     size_t   ntokens;
     size_t   max_body_bytes;
     uint32_t max_connections;
+    uint32_t max_connections_per_client; /* 0 = no limit */
+    uint32_t idle_timeout_seconds;  /* keep-alive connection with no request */
+    double   request_timeout_seconds;/* first byte to complete request */
     double   shutdown_grace_seconds;/* SIGTERM: how long running tasks may
                                      * take to stop before the daemon exits */
     uint64_t max_tasks;             /* unfinished tasks */

@@ -22,12 +22,14 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +84,7 @@ struct http_req {
     uint64_t               hold_seq;
     http_commit_fn         on_commit;
     struct http_req       *hprev, *hnext;   /* server's held list, by hold_seq */
+    struct http_conn      *hconn;           /* its connection's watch, or NULL */
 };
 
 struct http_stream {
@@ -93,6 +96,7 @@ struct http_stream {
     bool                   parked;          /* its connection is suspended */
     bool                   ended;           /* the server is draining */
     struct http_stream    *prev, *next;     /* server's list */
+    struct http_conn      *hconn;           /* its connection's watch, or NULL */
 };
 
 struct http_server {
@@ -109,6 +113,9 @@ struct http_server {
     aw_store_t          *store;
     struct http_stream  *streams;
     unsigned             waits_open;        /* waits and streams not yet done */
+    unsigned             open_connections;  /* counted by conn_notify */
+    struct event        *listen_ev, *accept_retry;
+    bool                 warned_emfile;
     bool                 draining;
     void               (*drain_done)(void *);
     void                *drain_arg;
@@ -147,6 +154,248 @@ static void pump_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pump(arg);
+}
+
+/* ---- connections: our own accept, counting, and watching each socket ----
+ *
+ * We accept ourselves (MHD_USE_NO_LISTEN_SOCKET, then MHD_add_connection)
+ * because libmicrohttpd 0.9.75 re-arms its listen socket only at the
+ * start of a later MHD_run: once the limit or an EMFILE had taken it out
+ * of the epoll set and the last connection closed, nothing scheduled that
+ * run and the daemon never accepted again. Here the listen event is
+ * switched off at the connection limit (new clients wait in the backlog)
+ * and back on as soon as a connection closes; at fd exhaustion it is off
+ * for ACCEPT_RETRY_MS and then retried, so there is no busy loop on a
+ * listen socket that stays readable.
+ *
+ * Connections are counted from MHD_OPTION_NOTIFY_CONNECTION, never with
+ * MHD_get_daemon_info(MHD_DAEMON_INFO_CURRENT_CONNECTIONS): called from
+ * the access handler, that one runs MHD_cleanup_connections and frees
+ * connections the running MHD_run is still walking (valgrind: invalid
+ * reads, then SIGSEGV).
+ *
+ * Each connection's socket is watched with EV_CLOSED (EPOLLRDHUP with the
+ * epoll backend) because MHD does not look at a suspended connection at
+ * all, and misses the end of a partial request whose FIN came with its
+ * last bytes (its epoll set is edge triggered). A peer that shut its
+ * writing side is treated as gone:
+ *   a suspended wait is answered at once with its current state: resumed,
+ *     MHD sends that answer and then sees the end of the stream (or a
+ *     reset) and closes; the waiter is freed with it;
+ *   a parked stream (SSE, follow) is ended the same way;
+ *   anything else (a partial request, an idle keep-alive) gets a 1 s
+ *     timeout (MHD_set_connection_option): MHD closes it at its next
+ *     timeout check without cutting an answer that is still being sent.
+ * A held answer is left to its commit, which takes milliseconds.
+ * Why these and not one way for all: a timeout does not apply while a
+ * connection is suspended (microhttpd.h, MHD_suspend_connection), so a
+ * wait must be resumed to be dropped; shutdown(2) would cut an answer
+ * being sent to a client that only half-closed, so it is kept for the
+ * request timeout, where there is no answer yet.
+ * The same watch, with EV_READ until the connection's first byte, marks
+ * when its first request starts; a later request starts at its request
+ * line (on_uri; a byte-level mark would cost two epoll_ctl calls per
+ * request). request_timeout_seconds runs from there; when it expires
+ * the socket is shut down (shutdown(2)), which MHD reads as the client
+ * going away: trickled bytes keep MHD's own idle timeout from firing. */
+
+#define ACCEPT_BATCH     64
+#define ACCEPT_RETRY_MS  100
+
+struct http_conn {
+    struct http_server    *srv;
+    struct MHD_Connection *conn;
+    int                    fd;
+    struct event          *watch;       /* EV_CLOSED, + EV_READ until a first byte */
+    struct event          *deadline;    /* request_timeout_seconds, or NULL */
+    bool                   seen_uri;    /* a request line has arrived */
+    bool                   peer_closed;
+    struct http_req       *req;         /* suspended or held request */
+    struct http_stream    *stream;      /* its stream, while parked */
+};
+
+static void conn_watch_cb(evutil_socket_t fd, short what, void *arg);
+
+static void conn_arm_watch(struct http_conn *k, bool first_byte)
+{
+    if (k->peer_closed)
+        return;
+    event_del(k->watch);
+    event_assign(k->watch, k->srv->base, k->fd,
+                 first_byte ? EV_CLOSED | EV_READ : EV_CLOSED, conn_watch_cb, k);
+    event_add(k->watch, NULL);
+}
+
+static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_conn *k = arg;
+    log_debug("request not complete within request_timeout_seconds: closing");
+    shutdown(k->fd, SHUT_RDWR);
+    event_active(k->srv->pump_ev, EV_READ, 0);
+}
+
+/* A request's first byte: its own deadline starts. */
+static void conn_request_started(struct http_conn *k)
+{
+    if (!k->deadline)
+        k->deadline = evtimer_new(k->srv->base, conn_deadline_cb, k);
+    if (!k->deadline || evtimer_pending(k->deadline, NULL))
+        return;
+    double t = k->srv->cfg->request_timeout_seconds;
+    struct timeval tv = { .tv_sec = (time_t)t,
+                          .tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6) };
+    evtimer_add(k->deadline, &tv);
+}
+
+static struct http_conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
+}
+
+static void peer_gone(struct http_conn *k);
+static void listen_enable(struct http_server *s);
+
+static void conn_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct http_conn *k = arg;
+    if (what & EV_CLOSED) {
+        k->peer_closed = true;      /* one-shot: a closed peer stays closed */
+        peer_gone(k);
+        return;
+    }
+    /* Once a request line is in (on_uri), this readiness may come from
+     * bytes MHD has already taken, even a whole answered request: only
+     * the very first byte of a connection starts a deadline here. */
+    if (!k->seen_uri)
+        conn_request_started(k);
+    conn_arm_watch(k, false);
+}
+
+static void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        s->open_connections++;
+        struct http_conn *k = calloc(1, sizeof *k);
+        const union MHD_ConnectionInfo *i =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (k && i && (k->watch = event_new(s->base, -1, 0, conn_watch_cb, k))) {
+            k->srv = s;
+            k->conn = c;
+            k->fd = i->connect_fd;
+            conn_arm_watch(k, true);
+            *socket_context = k;
+        } else {
+            free(k);                /* unwatched, but served */
+        }
+        return;
+    }
+    s->open_connections--;
+    struct http_conn *k = *socket_context;
+    *socket_context = NULL;
+    if (k) {
+        if (k->req)
+            k->req->hconn = NULL;
+        if (k->stream)
+            k->stream->hconn = NULL;
+        event_free(k->watch);
+        if (k->deadline)
+            event_free(k->deadline);
+        free(k);
+    }
+    /* A slot is free: listen again (off at the limit, see accept_cb). */
+    if (s->open_connections < s->cfg->max_connections)
+        listen_enable(s);
+}
+
+static void listen_enable(struct http_server *s)
+{
+    if (s->listen_fd >= 0 && !evtimer_pending(s->accept_retry, NULL) &&
+        !event_pending(s->listen_ev, EV_READ, NULL))
+        event_add(s->listen_ev, NULL);
+}
+
+static void listen_close(struct http_server *s)
+{
+    if (s->listen_fd < 0)
+        return;
+    event_del(s->listen_ev);
+    evtimer_del(s->accept_retry);
+    close(s->listen_fd);
+    s->listen_fd = -1;
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_server *s = arg;
+    if (s->open_connections < s->cfg->max_connections)
+        listen_enable(s);
+}
+
+static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    (void)what;
+    struct http_server *s = arg;
+    if (s->listen_fd < 0)
+        return;
+    bool added = false;
+    for (int n = 0; n < ACCEPT_BATCH; n++) {
+        if (s->open_connections >= s->cfg->max_connections) {
+            /* At the limit: leave new clients in the backlog; a close
+             * turns listening back on (conn_notify). */
+            event_del(s->listen_ev);
+            break;
+        }
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: keep serving what is open, retry
+                 * later rather than spin on a readable listen socket. */
+                if (!s->warned_emfile)
+                    log_warnx("accept: %s; not accepting for %d ms",
+                              strerror(errno), ACCEPT_RETRY_MS);
+                s->warned_emfile = true;
+                event_del(s->listen_ev);
+                struct timeval tv = { .tv_usec = ACCEPT_RETRY_MS * 1000 };
+                evtimer_add(s->accept_retry, &tv);
+            }
+            break;                  /* EAGAIN, or a client that left */
+        }
+        s->warned_emfile = false;
+        /* MHD closes fd itself when it refuses it (the per-client limit). */
+        if (MHD_add_connection(s->mhd, fd, (struct sockaddr *)&ss, len) == MHD_YES)
+            added = true;
+    }
+    if (added)
+        pump(s);
+}
+
+/* A peer that shut its writing side: see the comment above. */
+static void suspended_gone(struct http_req *r);
+
+static void peer_gone(struct http_conn *k)
+{
+    struct http_server *s = k->srv;
+    if (k->deadline)
+        evtimer_del(k->deadline);
+    if (k->req && k->req->suspended) {
+        suspended_gone(k->req);
+    } else if (k->stream && k->stream->parked) {
+        k->stream->ended = true;
+        http_stream_wake(k->stream);
+    }
+    MHD_set_connection_option(k->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
+    event_active(s->pump_ev, EV_READ, 0);
 }
 
 static int64_t now_us(void)
@@ -350,6 +599,8 @@ static void stream_free(void *cls)
         s->streams = st->next;
     if (st->next)
         st->next->prev = st->prev;
+    if (st->hconn)
+        st->hconn->stream = NULL;
     st->free_ctx(st->ctx);
     free(st);
     s->waits_open--;
@@ -378,6 +629,8 @@ struct http_stream *http_reply_stream(struct http_ctx *x, const char *content_ty
         s->streams->prev = st;
     s->streams = st;
     s->waits_open++;
+    if ((st->hconn = conn_of(x->conn)))
+        st->hconn->stream = st;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     queue_response(x, 200, resp);
     return st;
@@ -411,6 +664,19 @@ static struct http_req *req_new(struct http_server *s, struct MHD_Connection *c)
         r->conn = c;
     }
     return r;
+}
+
+/* Links r to its connection's watch, so that a peer that goes away while
+ * r is suspended is noticed (peer_gone). */
+static void watch_req(struct http_req *r)
+{
+    struct http_conn *k = r->hconn ? r->hconn : conn_of(r->conn);
+    if (k) {
+        k->req = r;
+        r->hconn = k;
+        if (k->peer_closed)             /* it left before the suspend */
+            event_active(k->watch, EV_CLOSED, 0);
+    }
 }
 
 struct http_req *http_req_get(struct http_ctx *x)
@@ -456,6 +722,7 @@ void http_suspend(struct http_ctx *x, struct http_req *r, aw_waiter_t *w,
         s->suspended->prev = r;
     s->suspended = r;
     count_open(r);
+    watch_req(r);
     MHD_suspend_connection(x->conn);
     x->answered = true;
 }
@@ -472,6 +739,19 @@ static void unlink_suspended(struct http_req *r)
         r->next->prev = r->prev;
     r->prev = r->next = NULL;
     r->suspended = false;
+}
+
+/* The client of a suspended wait went away: answer it now, as a drain
+ * does, so that MHD can close the connection and the waiter is freed. */
+static void suspended_gone(struct http_req *r)
+{
+    aw_waiter_t *w = r->waiter;
+    r->finish(r);                       /* renders the state now, resumes */
+    unlink_suspended(r);
+    if (w) {
+        r->waiter = NULL;
+        aw_wait_abandon(w);
+    }
 }
 
 static void send_prepared(struct http_req *r)
@@ -565,6 +845,7 @@ void http_hold(struct http_ctx *x, struct http_req *r, uint64_t seq, http_commit
     r->route = x->route;
     r->t0_us = x->t0_us;
     count_open(r);
+    watch_req(r);
     hold_link(r, seq, done);
     MHD_suspend_connection(x->conn);
     x->answered = true;
@@ -640,6 +921,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     if (r->waiter)
         aw_wait_abandon(r->waiter);
+    if (r->hconn)
+        r->hconn->req = NULL;
     unlink_suspended(r);
     hold_unlink(r);
     if (r->counted) {
@@ -738,6 +1021,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
             reply(&x, r->resp_status, &r->resp, "application/json", r->location);
         return MHD_YES;
     }
+    struct http_conn *k = conn_of(conn);
+    if (k && k->deadline)
+        evtimer_del(k->deadline);      /* the request is complete */
     struct edge_verdict v;
     judge(s, &x, &v);
     if (v.preflight) {
@@ -766,6 +1052,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
+/* Called when a request line has arrived: the start of a request that
+ * came after another on the same connection (the first one's start is
+ * seen by the watch). Returns the initial *con_cls, which stays NULL. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)uri;
+    struct http_conn *k = conn_of(c);
+    if (k) {
+        k->seen_uri = true;
+        conn_request_started(k);
+    }
+    return NULL;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -776,9 +1077,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
      * handshake (MHD says "handshake message out of context" for every
      * one: plain HTTP on the HTTPS port, a client refusing the certificate,
      * a scanner), which anyone who can connect could otherwise repeat into
-     * the log. */
+     * the log. A connection over max_connections_per_client is the
+     * configured policy at work, and a warning per refused connect would
+     * let one client flood the log too. */
     if (strstr(msg, "Failed to send") || strstr(msg, "Connection reset") ||
-        strstr(msg, "no longer available") || strstr(msg, "handshake message"))
+        strstr(msg, "no longer available") || strstr(msg, "handshake message") ||
+        strstr(msg, "reached connection limit"))
         log_debug("libmicrohttpd: %s", msg);
     else
         log_warnx("libmicrohttpd: %s", msg);
@@ -820,14 +1124,22 @@ struct http_server *http_server_new(struct event_base *base, const struct config
         { MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_cert_callback() },
         { MHD_OPTION_END, 0, NULL },
     };
+    /* accept_cb drains the backlog until EAGAIN: a socket passed by systemd
+     * may still be blocking (MHD used to set this itself). */
+    int fl = fcntl(listen_fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
     s->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+        MHD_USE_NO_LISTEN_SOCKET |      /* we accept: see accept_cb */
         (tls ? MHD_USE_TLS : 0),
         0, NULL, NULL, on_access, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,     /* must come first */
-        MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout_seconds,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_client,
+        MHD_OPTION_NOTIFY_CONNECTION, conn_notify, s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_ARRAY, tls ? tls_opts : tls_opts + 1,
@@ -842,8 +1154,11 @@ struct http_server *http_server_new(struct event_base *base, const struct config
     s->mhd_timer = evtimer_new(base, pump_cb, s);
     s->pump_ev = event_new(base, -1, 0, pump_cb, s);
     s->drain_ev = evtimer_new(base, drain_cb, s);
-    if (!s->mhd_ev || !s->mhd_timer || !s->pump_ev || !s->drain_ev ||
-        event_add(s->mhd_ev, NULL) < 0) {
+    s->listen_ev = event_new(base, listen_fd, EV_READ | EV_PERSIST, accept_cb, s);
+    s->accept_retry = evtimer_new(base, accept_retry_cb, s);
+    if (!s->mhd_ev || !s->mhd_timer || !s->pump_ev || !s->drain_ev || !s->listen_ev ||
+        !s->accept_retry || event_add(s->mhd_ev, NULL) < 0 ||
+        event_add(s->listen_ev, NULL) < 0) {
         log_warnx("cannot register the HTTP server with the event loop");
         http_server_free(s);
         return NULL;
@@ -859,16 +1174,11 @@ struct http_server *http_server_new(struct event_base *base, const struct config
 
 void http_server_stop_accepting(struct http_server *s)
 {
-    /* MHD_quiesce_daemon hands the listen socket back (and returns
-     * MHD_INVALID_SOCKET the second time, so a later drain is fine).
-     * Closing it makes new connects fail at once instead of queueing in a
-     * backlog nobody reads; under socket activation systemd keeps its own
-     * copy, so connects queue there for the next start instead. */
-    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
-    if (fd != MHD_INVALID_SOCKET) {
-        close(fd);
-        s->listen_fd = -1;
-    }
+    /* Closing the listen socket makes new connects fail at once instead
+     * of queueing in a backlog nobody reads; under socket activation
+     * systemd keeps its own copy, so connects queue there for the next
+     * start instead. A second call (a later drain) finds it closed. */
+    listen_close(s);
 }
 
 void http_server_drain(struct http_server *s, void (*done)(void *), void *arg)
@@ -876,13 +1186,9 @@ void http_server_drain(struct http_server *s, void (*done)(void *), void *arg)
     s->draining = true;
     s->drain_done = done;
     s->drain_arg = arg;
-    /* Stop accepting. The quiesced socket is ours again: close it now so
-     * that a restarted daemon can bind at once. */
-    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
-    if (fd != MHD_INVALID_SOCKET) {
-        close(fd);
-        s->listen_fd = -1;
-    }
+    /* Stop accepting; close the socket now so that a restarted daemon
+     * can bind at once. */
+    listen_close(s);
     while (s->suspended) {
         struct http_req *r = s->suspended;
         aw_waiter_t *w = r->waiter;
@@ -927,10 +1233,14 @@ void http_server_free(struct http_server *s)
         MHD_run(s->mhd);
         MHD_stop_daemon(s->mhd);
     }
+    if (s->listen_ev)
+        listen_close(s);                /* ours, not MHD's: see accept_cb */
     if (s->mhd_ev) event_free(s->mhd_ev);
     if (s->mhd_timer) event_free(s->mhd_timer);
     if (s->pump_ev) event_free(s->pump_ev);
     if (s->drain_ev) event_free(s->drain_ev);
+    if (s->listen_ev) event_free(s->listen_ev);
+    if (s->accept_retry) event_free(s->accept_retry);
     metrics_stop();
     free(s);
 }
@@ -947,9 +1257,7 @@ const struct config *http_config(const struct http_server *s)
 
 unsigned http_open_connections(const struct http_server *s)
 {
-    const union MHD_DaemonInfo *i =
-        MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    return i ? i->num_connections : 0;
+    return s->open_connections;     /* not MHD_get_daemon_info: see conn_notify */
 }
 
 const char *http_query(struct http_ctx *x, const char *name)

@@ -507,6 +507,13 @@ static int keep_restart_only(const struct app *app, struct config *next)
         log_warnx("SIGHUP: max_connections changed to %u; that needs a restart, "
                   "keeping %u", next->max_connections, cur->max_connections);
     next->max_connections = cur->max_connections;
+    if (next->idle_timeout_seconds != cur->idle_timeout_seconds ||
+        next->max_connections_per_client != cur->max_connections_per_client)
+        log_warnx("SIGHUP: idle_timeout_seconds and max_connections_per_client need a "
+                  "restart, keeping %u and %u", cur->idle_timeout_seconds,
+                  cur->max_connections_per_client);
+    next->idle_timeout_seconds = cur->idle_timeout_seconds;
+    next->max_connections_per_client = cur->max_connections_per_client;
     if (strcmp(next->state_dir, cur->state_dir) != 0 || next->sync_full != cur->sync_full) {
         log_warnx("SIGHUP: [storage] changed; that needs a restart, keeping "
                   "state_dir = %s, sync = %s", cur->state_dir[0] ? cur->state_dir : "(memory)",
