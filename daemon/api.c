@@ -591,7 +591,11 @@ static void get_output(struct http_ctx *x, const char *id)
         }
         f->task = t;
         f->which = which;
-        f->stream = http_reply_stream(x, "text/plain", follow_read, follow_free, f);
+        /* NULL (HEAD, or no memory): f is freed already. */
+        struct http_stream *st = http_reply_stream(x, "text/plain", follow_read,
+                                                   follow_free, f);
+        if (st)
+            f->stream = st;
         return;
     }
     const char *data;
