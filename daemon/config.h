@@ -27,6 +27,8 @@ struct config {
     uint16_t listen_port;           /* 0 = any free port */
     char    *auth_token;            /* "" = no authentication */
     size_t   max_body_bytes;
+    uint32_t max_json_depth;        /* of a request body */
+    uint32_t max_json_elements;     /* values in a request body */
     uint32_t max_connections;
     double   shutdown_grace_seconds;/* SIGTERM: how long running tasks may
                                      * take to stop before the daemon exits */
