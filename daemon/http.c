@@ -136,11 +136,14 @@ static char bad_line;
  * triggered inside) may never become readable again for them. */
 
 static int64_t now_us(void);
-static void reap_stalled(struct http_server *s);
+static void reap_stalled(struct http_server *s, int64_t now, bool sure);
 
-/* How long MHD may ask for 0 ms timeouts in a row before the chunked
- * uploads that made no progress meanwhile are taken for stalled. */
+/* How long MHD may ask for 0 ms timeouts in a row before a chunked
+ * upload that got nothing for as long is taken for stalled (see
+ * reap_stalled): at once when data or the client's FIN waits unread on
+ * its socket, after SPIN_SURE_US whatever its socket holds. */
 #define SPIN_LIMIT_US (250 * 1000)
+#define SPIN_SURE_US  (2000 * 1000)
 
 static void pump(struct http_server *s)
 {
@@ -152,7 +155,7 @@ static void pump(struct http_server *s)
             if (!s->spin_since)
                 s->spin_since = t;
             else if (t - s->spin_since > SPIN_LIMIT_US)
-                reap_stalled(s);
+                reap_stalled(s, t, t - s->spin_since > SPIN_SURE_US);
         } else {
             s->spin_since = 0;
         }
@@ -665,11 +668,13 @@ void http_server_committed(struct http_server *s, uint64_t last, bool ok,
  * No public call ends a connection from outside the access handler, and
  * the handler is not called for it again. So: chunked uploads are kept on
  * a list with the time their last part arrived; when MHD has asked for
- * 0 ms for SPIN_LIMIT_US, the ones that got nothing meanwhile are
- * answered 400 on the socket directly (nothing has been sent on it yet),
- * and the socket is shut down, which MHD sees as a hang-up and closes.
- * A legitimate chunked upload that happens to pause during such a spin
- * is closed too; that needs an attacker on the same daemon. */
+ * 0 ms for SPIN_LIMIT_US, the ones that got nothing for as long while
+ * bytes wait unread on their socket (a healthy connection's are read by
+ * the next MHD_run) are answered 400 on the socket directly (nothing has
+ * been sent on it yet), and the socket is shut down, which MHD sees as a
+ * hang-up and closes. A line that fills the buffer exactly leaves nothing
+ * unread: after SPIN_SURE_US every chunked upload without progress goes,
+ * which may include a legitimate one that paused meanwhile. */
 
 static void chunked_link(struct http_server *s, struct http_req *r)
 {
@@ -705,21 +710,30 @@ static const char stalled_answer[] =
     "{\"error\":{\"code\":\"invalid_request\",\"message\":"
     "\"chunk size line longer than the request buffer\"}}\n";
 
-static void reap_stalled(struct http_server *s)
+/* Data or a FIN that MHD leaves unread on the socket. */
+static bool unread(int fd)
 {
-    int64_t since = s->spin_since;
-    s->spin_since = 0;
+    int n = 0;
+    char c;
+    return (ioctl(fd, FIONREAD, &n) == 0 && n > 0) ||
+           recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+static void reap_stalled(struct http_server *s, int64_t now, bool sure)
+{
     struct http_req *r = s->chunked, *next;
     for (; r; r = next) {
         next = r->cnext;
-        if (r->upload_us >= since)
+        if (now - r->upload_us < SPIN_LIMIT_US)
             continue;                   /* it progressed during the spin */
-        chunked_unlink(r);
         const union MHD_ConnectionInfo *fi =
             MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (!fi)
             continue;
         int fd = fi->connect_fd;
+        if (!sure && !unread(fd))
+            continue;                   /* maybe only a slow client */
+        chunked_unlink(r);
         if (!MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION))
             (void)!send(fd, stalled_answer, sizeof stalled_answer - 1,
                         MSG_DONTWAIT | MSG_NOSIGNAL);
