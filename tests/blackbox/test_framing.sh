@@ -69,6 +69,18 @@ refused_framing() {
     assert_closed
 }
 
+# assert_next_answer_follows: right after the first answer's blank line
+# comes the next status line (a HEAD answer has no body), not a chunk
+# terminator ("0").
+assert_next_answer_follows() {
+    local next
+    next=$(printf '%s\n' "$RAW" | sed -n '/^$/{n;p;q}')
+    case $next in
+    "HTTP/1.1 200"*) ;;
+    *) fail "after the HEAD answer came '$next', not the next answer$(ctx)" ;;
+    esac
+}
+
 AUTH="Authorization: Bearer $TOKEN"
 CREATE='{"kind":"sleep","args":{"seconds":0}}'
 
@@ -165,16 +177,22 @@ case_chunked_body_with_small_extension_is_accepted() {
 case_head_on_event_stream_leaves_the_connection_usable() {
     raw "HEAD /v1/events HTTP/1.1\r\nHost: x\r\n$AUTH\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     assert_status 200
-    # Right after the HEAD answer's blank line comes the next status line,
-    # not a chunk terminator ("0").
-    local next
-    next=$(printf '%s\n' "$RAW" | sed -n '/^$/{n;p;q}')
-    case $next in
-    "HTTP/1.1 200"*) ;;
-    *) fail "after the HEAD answer came '$next', not the next answer$(ctx)" ;;
-    esac
+    assert_next_answer_follows
     assert_eq "$ANSWERS" 2 "answers on the connection"
     printf '%s\n' "$RAW" | grep -q '"status":"ok"' || fail "no /healthz body$(ctx)"
+}
+
+case_head_on_output_follow_answers_headers_only() {
+    create '{"kind":"exec","args":{"argv":["sleep","5"]}}'
+    local id=$ID
+    await_state "$id" running
+    raw "HEAD /v1/tasks/$id/output?follow=true HTTP/1.1\r\nHost: x\r\n$AUTH\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    assert_status 200
+    assert_next_answer_follows
+    assert_eq "$ANSWERS" 2 "answers on the connection"
+    assert_closed
+    req POST "/v1/tasks/$id/cancel"
+    await_state "$id" cancelled
 }
 
 # ----- what libmicrohttpd answers by itself (documented, not the contract's body)
