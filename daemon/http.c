@@ -833,9 +833,27 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
+/* Query values are unescaped, so "%00" is a NUL; their length is right. */
+static enum MHD_Result query_nul(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, size_t key_size,
+                                 const char *value, size_t value_size)
+{
+    (void)kind;
+    bool *nul = cls;
+    if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
+        *nul = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 static const char *framing_error(struct MHD_Connection *c)
 {
     struct framing f = { 0 };
+    bool query = false;
+    MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, query_nul, &query);
+    if (query)                          /* ?access_token=TOKEN%00junk */
+        return "a query parameter contains a NUL byte";
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, framing_header, &f);
     if (f.prev_end) {
         /* The last value: trailing blanks, then its line end and the

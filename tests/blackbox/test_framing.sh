@@ -151,6 +151,11 @@ case_bearer_token_followed_by_nul_is_refused() {
     refused_framing
 }
 
+case_access_token_followed_by_nul_is_refused() {
+    raw "GET /v1/events?access_token=$TOKEN%%00junk HTTP/1.1\r\nHost: x\r\n\r\n"
+    refused_framing
+}
+
 case_http11_without_host_is_refused() {
     raw "GET /healthz HTTP/1.1\r\n\r\n"
     refused_framing
