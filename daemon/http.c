@@ -882,13 +882,14 @@ static const char *framing_error(struct MHD_Connection *c)
  * NUL of its own ("GET /healthz\0junk HTTP/1.1" reached the handler as
  * GET /healthz). MHD has checked the version before this call. A space
  * inside the URI (MHD takes the last one as the separator) is refused
- * too. */
+ * too, and "%00", which MHD unescapes into a NUL that cuts the path the
+ * same way (/healthz%00junk was /healthz). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     (void)cls;
     (void)c;
     const char *v = uri + strlen(uri) + 1;
-    if (!strchr(uri, ' ') && strncmp(v, "HTTP/1.", 7) == 0 && v[7] >= '0' && v[7] <= '9' && v[8] == '\0')
+    if (!strchr(uri, ' ') && !strstr(uri, "%00") && strncmp(v, "HTTP/1.", 7) == 0 && v[7] >= '0' && v[7] <= '9' && v[8] == '\0')
         return NULL;
     return &bad_line;
 }

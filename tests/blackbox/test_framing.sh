@@ -135,6 +135,11 @@ case_nul_in_request_line_is_refused() {
     refused_framing
 }
 
+case_escaped_nul_in_path_is_refused() {
+    raw "GET /healthz%%00junk HTTP/1.1\r\nHost: x\r\n\r\n"
+    refused_framing
+}
+
 case_space_in_uri_is_refused() {
     raw "GET /v1/tasks HTTP/1.1 HTTP/1.1\r\nHost: x\r\n$AUTH\r\n\r\n"
     refused_framing
