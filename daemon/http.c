@@ -792,6 +792,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
  * - Transfer-Encoding other than exactly "chunked" (identity, gzip,
  *   "chunked, chunked", twice): MHD reads such a body until the client
  *   closes, and never answers.
+ * - whitespace before a header's colon ("Content-Length : 5"): MHD keeps
+ *   it in the name, so it ignores that Content-Length, and the body is
+ *   read as the next request (RFC 9112 5.1: refuse it). MHD's own check
+ *   (STRICT_FOR_CLIENT) runs only at level -1 in 0.9.75, see below.
  * - a NUL in a header value: MHD hands values over as C strings, so
  *   "Bearer TOKEN\0junk" reached us as "Bearer TOKEN". The value still
  *   sits in MHD's read buffer, where the line's CR and LF became NULs and
@@ -804,6 +808,7 @@ struct framing {
     unsigned    content_length, transfer_encoding;
     bool        te_chunked;
     bool        nul;
+    bool        blank_name;
     const char *prev_end;               /* end of the previous header's value */
 };
 
@@ -824,6 +829,8 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind,
     if (f->prev_end && f->prev_end <= key && !only_blank(f->prev_end, key))
         f->nul = true;
     f->prev_end = value ? value + value_size : key + key_size + 1;
+    if (memchr(key, ' ', key_size) || memchr(key, '\t', key_size))
+        f->blank_name = true;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
         f->content_length++;
     if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
@@ -866,6 +873,8 @@ static const char *framing_error(struct MHD_Connection *c)
     }
     if (f.nul)
         return "a header value contains a NUL byte";
+    if (f.blank_name)
+        return "whitespace in a header name or before its colon";
     if (f.transfer_encoding && f.content_length)
         return "Transfer-Encoding and Content-Length together";
     if (f.content_length > 1)
@@ -1066,7 +1075,8 @@ struct http_server *http_server_new(struct event_base *base, const struct config
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         /* Level 1 in 0.9.75 refuses HTTP/1.1 without Host and spaces
-         * inside the URI, and nothing else (level 2 adds nothing); but its
+         * inside the URI, and nothing else (level 2 adds nothing; level
+         * -1, inverted, refuses whitespace before a colon); but its
          * Host refusal sends the status line and headers twice, with an
          * HTML body. Both checks are first_call's and on_uri's instead,
          * with the contract's error body, so MHD stays lenient here. */

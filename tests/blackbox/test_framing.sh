@@ -120,6 +120,19 @@ case_two_content_lengths_are_refused() {
     assert_eq "$COUNT" "$before" "tasks after two Content-Lengths"
 }
 
+case_whitespace_before_colon_smuggles_nothing() {
+    count_tasks
+    local before=$COUNT
+    # MHD would ignore "Content-Length :" and read the body as a request.
+    local inner="POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nContent-Type: application/json\r\nContent-Length: ${#CREATE}\r\n\r\n$CREATE"
+    local n
+    n=$(printf "$inner" | wc -c)
+    raw "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length : $n\r\n\r\n$inner"
+    refused_framing
+    count_tasks
+    assert_eq "$COUNT" "$before" "tasks after the smuggling attempt"
+}
+
 case_transfer_encoding_identity_is_refused() {
     raw "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nTransfer-Encoding: identity\r\n\r\n%s" "$CREATE"
     refused_framing
