@@ -801,7 +801,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
  *   sits in MHD's read buffer, where the line's CR and LF became NULs and
  *   the next header's name follows: anything but NUL, space or tab
  *   between the value's end and the next name (for the last header: the
- *   blank line, two NULs) is a NUL inside the value.
+ *   blank line, two NULs) is a NUL inside the value. A value folded onto
+ *   a continuation line (obs-fold, which RFC 9112 lets a server refuse)
+ *   leaves its continuation there and is refused the same way.
  * A NUL in the request line is caught in on_uri. */
 
 struct framing {
@@ -872,7 +874,7 @@ static const char *framing_error(struct MHD_Connection *c)
             f.nul = true;
     }
     if (f.nul)
-        return "a header value contains a NUL byte";
+        return "a header value contains a NUL byte or continues on a folded line";
     if (f.blank_name)
         return "whitespace in a header name or before its colon";
     if (f.transfer_encoding && f.content_length)

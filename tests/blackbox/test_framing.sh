@@ -163,6 +163,11 @@ case_nul_in_header_value_is_refused() {
     refused_framing
 }
 
+case_folded_header_is_refused() {
+    raw "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Note: one\r\n  two\r\n\r\n"
+    refused_framing
+}
+
 case_bearer_token_followed_by_nul_is_refused() {
     # libmicrohttpd hands the value over as a C string: "Bearer TOKEN".
     raw "GET /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $TOKEN\0junk\r\n\r\n"
