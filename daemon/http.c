@@ -7,6 +7,8 @@
  *     libmicrohttpd 0.9.75 treats a response queued while the connection
  *     is still in HEADERS_PROCESSED as "early", stops reading the body
  *     and closes the connection after it, so keep-alive would be lost.
+ *     That is why ambiguous framing is refused here (see framing_error):
+ *     nothing after it on the connection may be read.
  *   calls with upload data: append (bounded by max_body_bytes) or discard;
  *     every byte must be consumed before answering: a reply with upload
  *     data pending makes MHD call the handler again, the second
@@ -120,7 +122,7 @@ struct http_server {
 
 /* *con_cls of requests that need no state. */
 static char no_state;
-/* *con_cls, set by on_uri, of a request whose request line holds a NUL. */
+/* *con_cls, set by on_uri, of a request whose URI holds a NUL, %00 or a space. */
 static char bad_line;
 
 /* ---- the pump: MHD_run, then re-arm MHD's timeout ----
