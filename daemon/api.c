@@ -76,9 +76,50 @@ static int parse_bool(const char *s)
     return -1;
 }
 
+/* The shape limits of a request body ([server] max_json_depth and
+ * max_json_elements). jansson has no option for either (it stops only at
+ * its own depth of 2048), so the parsed tree is walked once: linear in
+ * its size, stopping at the first value over a limit, and never deeper
+ * than max_json_depth + 1 frames. The parse itself is bounded by
+ * max_body_bytes; these bound what the rest of the daemon stores, copies
+ * and writes back for one request. */
+struct json_shape {
+    uint32_t max_depth;
+    uint32_t elements_left;
+    bool     too_deep;
+};
+
+static bool json_shape_ok(json_t *v, uint32_t depth, struct json_shape *sh)
+{
+    if (sh->elements_left == 0)
+        return false;
+    sh->elements_left--;
+    if (!json_is_object(v) && !json_is_array(v))
+        return true;
+    if (depth > sh->max_depth) {
+        sh->too_deep = true;
+        return false;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+            if (!json_shape_ok(e, depth + 1, sh))
+                return false;
+    } else {
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e)
+            if (!json_shape_ok(e, depth + 1, sh))
+                return false;
+    }
+    return true;
+}
+
 /* Parses the body as a JSON object; answers 400 itself when it is not. */
 static json_t *parse_object(struct http_ctx *x)
 {
+    char msg_shape[ERR_SIZE];
     json_error_t jerr;
     json_t *root = json_loadb(x->body ? x->body : "", x->body_len, JSON_DECODE_ANY, &jerr);
     if (!root) {
@@ -93,6 +134,18 @@ static json_t *parse_object(struct http_ctx *x)
     }
     if (!json_is_object(root)) {
         http_reply_error(x, AW_EINVAL, "the body must be a JSON object");
+        json_decref(root);
+        return NULL;
+    }
+    const struct config *c = http_config(x->srv);
+    struct json_shape shape = { .max_depth = c->max_json_depth,
+                                .elements_left = c->max_json_elements };
+    if (!json_shape_ok(root, 1, &shape)) {
+        snprintf(msg_shape, sizeof msg_shape, shape.too_deep
+                 ? "the body nests deeper than max_json_depth (%u)"
+                 : "the body has more values than max_json_elements (%u)",
+                 shape.too_deep ? c->max_json_depth : c->max_json_elements);
+        http_reply_error(x, AW_EINVAL, msg_shape);
         json_decref(root);
         return NULL;
     }
@@ -394,8 +447,11 @@ static void post_tasks(struct http_ctx *x)
         goto out;
     if (timeout && !json_is_null(timeout)) {
         double s = json_number_value(timeout);
-        if (!json_is_number(timeout) || !isfinite(s) || s <= 0) {
-            http_reply_error(x, AW_EINVAL, "timeout must be a positive number of seconds");
+        /* 1e-300 is positive but would be 0 ms: a task that times out
+         * at once. */
+        if (!json_is_number(timeout) || !isfinite(s) || s <= 0 || aw_seconds_to_ms(s) == 0) {
+            http_reply_error(x, AW_EINVAL,
+                             "timeout must be a positive number of seconds (at least 1 ms)");
             goto out;
         }
         spec.timeout_ms = aw_seconds_to_ms(s);
@@ -610,7 +666,11 @@ static void get_output(struct http_ctx *x, const char *id)
         }
         f->task = t;
         f->which = which;
-        f->stream = http_reply_stream(x, "text/plain", follow_read, follow_free, f);
+        /* NULL (HEAD, or no memory): f is freed already. */
+        struct http_stream *st = http_reply_stream(x, "text/plain", follow_read,
+                                                   follow_free, f);
+        if (st)
+            f->stream = st;
         return;
     }
     const char *data;

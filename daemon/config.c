@@ -72,6 +72,8 @@ static const struct key {
     { "server", "listen",            T_LISTEN,           0,                      0, "127.0.0.1:8080" },
     { "server", "auth_token",        T_TOKEN,            OFF(auth_token),        0, "" },
     { "server", "max_body_bytes",    T_SIZE,             OFF(max_body_bytes),    1, "1048576" },
+    { "server", "max_json_depth",    T_U32,              OFF(max_json_depth),    1, "64" },
+    { "server", "max_json_elements", T_U32,              OFF(max_json_elements), 1, "100000" },
     { "server", "max_connections",   T_U32,              OFF(max_connections),   1, "12000" },
     { "server", "max_connections_per_client", T_U32,    OFF(max_connections_per_client), 0, "0" },
     { "server", "idle_timeout_seconds", T_U32,          OFF(idle_timeout_seconds), 1, "120" },

@@ -56,6 +56,8 @@ struct config {
     struct config_token *tokens;
     size_t   ntokens;
     size_t   max_body_bytes;
+    uint32_t max_json_depth;        /* of a request body */
+    uint32_t max_json_elements;     /* values in a request body */
     uint32_t max_connections;
     uint32_t max_connections_per_client; /* 0 = no limit */
     uint32_t idle_timeout_seconds;  /* keep-alive connection with no request */

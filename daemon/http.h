@@ -39,6 +39,8 @@ struct http_ctx {
     size_t                 body_len;
     void                 **con_cls;
     bool                   answered;
+    bool                   close_after; /* answer with Connection: close */
+    bool                   head;    /* the request was HEAD */
     int                    route;   /* enum metrics_route, set by the handler */
     int64_t                t0_us;   /* when the request was read (metrics) */
     unsigned               scopes;  /* CONFIG_SCOPE_* the token grants (edge.c) */

@@ -591,6 +591,12 @@ static int check_shape(json_t *args, char *err, size_t errlen)
     }
     if (cwd && !json_is_null(cwd) && (!c_string(cwd) || json_string_value(cwd)[0] != '/'))
         return bad(err, errlen, "args.cwd must be an absolute path");
+    /* "Paths with .. are refused" holds for cwd too, also when a bare
+     * argv[0] means cwd is never joined with it in resolve(). */
+    char joined[PATH_MAX];
+    if (cwd && !json_is_null(cwd) &&
+        aw_path_join(NULL, json_string_value(cwd), joined, sizeof joined) == -EINVAL)
+        return bad(err, errlen, "args.cwd must not contain '..'");
     if (in && !json_is_null(in) && !json_is_string(in))
         return bad(err, errlen, "args.stdin must be a string");
     if (max_output && !json_is_null(max_output) &&
