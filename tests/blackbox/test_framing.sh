@@ -88,7 +88,7 @@ CREATE='{"kind":"sleep","args":{"seconds":0}}'
 
 case_plain_raw_request_is_served() {
     # The control for the cases below: the raw path itself works.
-    raw "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nConnection: close\r\n\r\n"
+    raw "GET /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nConnection: close\r\n\r\n"
     assert_status 200
     assert_closed
 }
@@ -98,7 +98,7 @@ case_transfer_encoding_with_content_length_smuggles_nothing() {
     local before=$COUNT
     # TE.CL: the body is "0\r\n\r\n" by the chunked reading; the rest is a
     # second request on the same connection, which must never run.
-    raw "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPOST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nContent-Type: application/json\r\nContent-Length: ${#CREATE}\r\n\r\n%s" "$CREATE"
+    raw "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPOST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nContent-Type: application/json\r\nContent-Length: ${#CREATE}\r\n\r\n%s" "$CREATE"
     refused_framing
     count_tasks
     assert_eq "$COUNT" "$before" "tasks after the smuggling attempt"
@@ -106,15 +106,15 @@ case_transfer_encoding_with_content_length_smuggles_nothing() {
 
 case_content_length_with_transfer_encoding_is_refused() {
     # CL.TE: the same two headers the other way round.
-    local smuggled="0\r\n\r\nGET /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n"
-    raw "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n$smuggled"
+    local smuggled="0\r\n\r\nGET /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    raw "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n$smuggled"
     refused_framing
 }
 
 case_two_content_lengths_are_refused() {
     count_tasks
     local before=$COUNT
-    raw "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nContent-Type: application/json\r\nContent-Length: ${#CREATE}\r\nContent-Length: 3\r\n\r\n%s" "$CREATE"
+    raw "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nContent-Type: application/json\r\nContent-Length: ${#CREATE}\r\nContent-Length: 3\r\n\r\n%s" "$CREATE"
     refused_framing
     count_tasks
     assert_eq "$COUNT" "$before" "tasks after two Content-Lengths"
@@ -124,58 +124,58 @@ case_whitespace_before_colon_smuggles_nothing() {
     count_tasks
     local before=$COUNT
     # MHD would ignore "Content-Length :" and read the body as a request.
-    local inner="POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nContent-Type: application/json\r\nContent-Length: ${#CREATE}\r\n\r\n$CREATE"
+    local inner="POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nContent-Type: application/json\r\nContent-Length: ${#CREATE}\r\n\r\n$CREATE"
     local n
     n=$(printf "$inner" | wc -c)
-    raw "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length : $n\r\n\r\n$inner"
+    raw "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length : $n\r\n\r\n$inner"
     refused_framing
     count_tasks
     assert_eq "$COUNT" "$before" "tasks after the smuggling attempt"
 }
 
 case_transfer_encoding_identity_is_refused() {
-    raw "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nTransfer-Encoding: identity\r\n\r\n%s" "$CREATE"
+    raw "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nTransfer-Encoding: identity\r\n\r\n%s" "$CREATE"
     refused_framing
 }
 
 case_transfer_encoding_gzip_chunked_is_refused() {
-    raw "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+    raw "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
     refused_framing
 }
 
 case_nul_in_request_line_is_refused() {
-    raw "GET /healthz\0junk HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw "GET /healthz\0junk HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     refused_framing
 }
 
 case_escaped_nul_in_path_is_refused() {
-    raw "GET /healthz%%00junk HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw "GET /healthz%%00junk HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     refused_framing
 }
 
 case_space_in_uri_is_refused() {
-    raw "GET /v1/tasks HTTP/1.1 HTTP/1.1\r\nHost: x\r\n$AUTH\r\n\r\n"
+    raw "GET /v1/tasks HTTP/1.1 HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\n\r\n"
     refused_framing
 }
 
 case_nul_in_header_value_is_refused() {
-    raw "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Note: a\0b\r\nAccept: */*\r\n\r\n"
+    raw "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Note: a\0b\r\nAccept: */*\r\n\r\n"
     refused_framing
 }
 
 case_folded_header_is_refused() {
-    raw "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Note: one\r\n  two\r\n\r\n"
+    raw "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Note: one\r\n  two\r\n\r\n"
     refused_framing
 }
 
 case_bearer_token_followed_by_nul_is_refused() {
     # libmicrohttpd hands the value over as a C string: "Bearer TOKEN".
-    raw "GET /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $TOKEN\0junk\r\n\r\n"
+    raw "GET /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer $TOKEN\0junk\r\n\r\n"
     refused_framing
 }
 
 case_access_token_followed_by_nul_is_refused() {
-    raw "GET /v1/events?access_token=$TOKEN%%00junk HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw "GET /v1/events?access_token=$TOKEN%%00junk HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     refused_framing
 }
 
@@ -190,7 +190,7 @@ case_http10_without_host_is_served() {
 }
 
 case_pipelined_requests_and_bare_lf_still_work() {
-    raw "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad:   \r\n\r\nGET /healthz HTTP/1.1\nHost: x\nConnection: close\n\n"
+    raw "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad:   \r\n\r\nGET /healthz HTTP/1.1\nHost: 127.0.0.1\nConnection: close\n\n"
     assert_status 200
     assert_eq "$ANSWERS" 2 "answers to two pipelined requests"
 }
@@ -198,12 +198,12 @@ case_pipelined_requests_and_bare_lf_still_work() {
 case_chunked_body_with_small_extension_is_accepted() {
     local n
     n=$(printf '%x' ${#CREATE})
-    raw "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n$n;ext=1\r\n%s\r\n0\r\n\r\n" "$CREATE"
+    raw "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n$n;ext=1\r\n%s\r\n0\r\n\r\n" "$CREATE"
     assert_status 201
 }
 
 case_head_on_event_stream_leaves_the_connection_usable() {
-    raw "HEAD /v1/events HTTP/1.1\r\nHost: x\r\n$AUTH\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    raw "HEAD /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     assert_status 200
     assert_next_answer_follows
     assert_eq "$ANSWERS" 2 "answers on the connection"
@@ -214,7 +214,7 @@ case_head_on_output_follow_answers_headers_only() {
     create '{"kind":"exec","args":{"argv":["sleep","5"]}}'
     local id=$ID
     await_state "$id" running
-    raw "HEAD /v1/tasks/$id/output?follow=true HTTP/1.1\r\nHost: x\r\n$AUTH\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    raw "HEAD /v1/tasks/$id/output?follow=true HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     assert_status 200
     assert_next_answer_follows
     assert_eq "$ANSWERS" 2 "answers on the connection"
@@ -228,7 +228,7 @@ case_head_on_output_follow_answers_headers_only() {
 case_url_over_the_buffer_is_414_and_closed() {
     local long
     long=$(head -c 9000 /dev/zero | tr '\0' a)
-    raw "GET /v1/tasks?x=%s HTTP/1.1\r\nHost: x\r\n\r\n" "$long"
+    raw "GET /v1/tasks?x=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" "$long"
     assert_status 414
     assert_closed
 }
@@ -236,7 +236,7 @@ case_url_over_the_buffer_is_414_and_closed() {
 case_headers_over_the_buffer_are_431_and_closed() {
     local long
     long=$(head -c 9000 /dev/zero | tr '\0' a)
-    raw "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n" "$long"
+    raw "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: %s\r\n\r\n" "$long"
     assert_status 431
     assert_closed
 }
@@ -254,10 +254,10 @@ case_long_chunk_extension_is_closed_without_busy_loop() {
     c0=$(cpu_seconds)
     t0=$(now)
     # One attacker without a token that leaves at once...
-    printf 'POST /v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;foo=%s\r\nab\r\n0\r\n\r\n' \
+    printf 'POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n2;foo=%s\r\nab\r\n0\r\n\r\n' \
         "$ext" | "$HELPERS/framing_raw" "$PORT" 0 -c
     # ...and one with a token that waits for the answer.
-    RAW_WAIT=3000 raw "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n$AUTH\r\nTransfer-Encoding: chunked\r\n\r\n2;foo=%s\r\nab\r\n0\r\n\r\n" "$ext"
+    RAW_WAIT=3000 raw "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n$AUTH\r\nTransfer-Encoding: chunked\r\n\r\n2;foo=%s\r\nab\r\n0\r\n\r\n" "$ext"
     assert_error 400 invalid_request
     assert_closed
     # CPU over a fixed window of 3 s from the attack: the daemon may spin

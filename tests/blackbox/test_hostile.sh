@@ -329,7 +329,7 @@ case_a_trickled_body_is_cut_at_request_timeout_seconds() {
 request_timeout_seconds = 1'
     local i t0 gone=""
     exec 7<>"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect with bash /dev/tcp"
-    printf 'POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{' >&7
+    printf 'POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{' >&7
     t0=$(now)
     # One body byte every 200 ms: MHD's idle timeout never fires, the
     # request timeout must. A write fails once the daemon has closed.

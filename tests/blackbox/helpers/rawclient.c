@@ -119,7 +119,7 @@ static int read_answer(int fd, int timeout_ms)
     }
 }
 
-static const char partial_req[] = "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"kind\":";
+static const char partial_req[] = "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{\"kind\":";
 
 static int mode_hold(int n, int partial, int shutwr)
 {
@@ -165,23 +165,23 @@ static int mode_limit(int n)
 /* Requests to mutate: valid ones, so that a mutation lands anywhere in a
  * realistic request. */
 static const char *const seeds[] = {
-    "GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n",
-    "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    "GET /v1/info HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     "Content-Length: 40\r\n\r\n{\"kind\":\"sleep\",\"args\":{\"seconds\":0.01}}",
-    "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
     "10\r\n{\"kind\":\"sleep\",\r\n1a\r\n\"args\":{\"seconds\":0.01}}\r\n0\r\n\r\n",
-    "GET /v1/tasks?limit=5&state=running HTTP/1.1\r\nHost: x\r\n\r\n",
-    "GET /v1/tasks/t_nothing/wait?timeout=0.2 HTTP/1.1\r\nHost: x\r\n\r\n",
-    "POST /v1/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 25\r\n\r\n{\"ids\":[\"a\"],\"timeout\":0}",
-    "GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n",
-    "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /v1/tasks?limit=5&state=running HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "GET /v1/tasks/t_nothing/wait?timeout=0.2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "POST /v1/wait HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 25\r\n\r\n{\"ids\":[\"a\"],\"timeout\":0}",
+    "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
 };
 
 static int mode_fuzz(int n, unsigned seed, const char *token)
 {
     srand(seed);
     char info[512];
-    snprintf(info, sizeof info, "GET /v1/info HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n",
+    snprintf(info, sizeof info, "GET /v1/info HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s\r\n",
              token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
     int ok = 0, bad = 0;
     for (int i = 0; i < n; i++) {
@@ -236,7 +236,7 @@ static int mode_loris(int n, double seconds)
     for (int i = 0; i < n; i++) {
         fds[i] = dial();
         fcntl(fds[i], F_SETFL, O_NONBLOCK);
-        send_all(fds[i], "GET /healthz HTTP/1.1\r\nHost: x\r\n", 33);
+        send_all(fds[i], "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", 33);
         open_n++;
     }
     static const char trickle[] = "X-Slow-Loris: aaaaaaaaaaaaaaaaaaaa\r\n";
