@@ -792,6 +792,13 @@ static void get_wait(struct http_ctx *x, const char *id)
         http_reply_error(x, AW_EINVAL, "cancel must be true, false, 1 or 0");
         return;
     }
+    if (cancel == 1 && !(x->scopes & CONFIG_SCOPE_WRITE)) {
+        /* A wait is a read, but one that cancels at its timeout changes
+         * the task: a read token must not be able to stop jobs. */
+        x->scope_needed = "write";
+        http_reply_error(x, HTTP_ESCOPE, "wait with cancel=true needs the 'write' scope");
+        return;
+    }
     aw_task_t **tasks = malloc(sizeof *tasks);
     if (!tasks) {
         http_reply_error(x, -ENOMEM, NULL);

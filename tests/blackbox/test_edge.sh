@@ -421,6 +421,14 @@ case_read_token_reads_but_cannot_change() {
     assert_error 403 insufficient_scope
     req DELETE "/v1/tasks/$id"
     assert_error 403 insufficient_scope
+    # A wait that would cancel at its timeout is a change too.
+    TOKEN=admin-secret-4 create '{"kind":"sleep","args":{"seconds":60}}'
+    local long=$ID
+    req GET "/v1/tasks/$long/wait?timeout=0&cancel=true"
+    assert_error 403 insufficient_scope
+    req GET "/v1/tasks/$long/wait?timeout=0"
+    assert_status 200
+    assert_jq .state running
     TOKEN=""
     # EventSource sends no header: the read token as ?access_token=.
     req --max-time 1 GET "/v1/events?access_token=read-secret-1"
