@@ -352,14 +352,17 @@ static void get_info(struct http_ctx *x)
                   "\"retention_seconds\":%g,\"max_connections\":%u,"
                   "\"shutdown_grace_seconds\":%g,\"exec_kill_grace_seconds\":%g,"
                   "\"exec_max_output_bytes\":%zu,\"max_task_bytes\":%llu,"
-                  "\"max_result_bytes\":%llu,\"max_list_bytes\":%zu},"
+                  "\"max_result_bytes\":%llu,\"max_list_bytes\":%zu,"
+                  "\"max_connections_per_client\":%u,\"idle_timeout_seconds\":%u,"
+                  "\"request_timeout_seconds\":%g},"
                   "\"tasks\":{\"unfinished\":%llu,\"held\":%llu,\"bytes\":%llu},\"waiters\":%llu,"
                   "\"connections\":%u,\"sse_clients\":%u,\"queues\":{",
                   (unsigned long long)c->max_tasks, c->max_body_bytes, c->max_wait_seconds,
                   c->max_wait_ids, c->retention_seconds, c->max_connections,
                   c->shutdown_grace_seconds, c->exec_kill_grace_seconds, c->exec_max_output,
                   (unsigned long long)c->max_task_bytes, (unsigned long long)c->max_result_bytes,
-                  c->max_list_bytes,
+                  c->max_list_bytes, c->max_connections_per_client, c->idle_timeout_seconds,
+                  c->request_timeout_seconds,
                   (unsigned long long)(st.held[AW_PENDING] + st.held[AW_RUNNING]),
                   (unsigned long long)held, (unsigned long long)st.held_bytes,
                   (unsigned long long)st.waiters,
