@@ -141,11 +141,12 @@ static void run_record(struct http_server *s, aw_engine_t *e, const char *raw, s
     char *rest = line_end ? line_end + 1 : rec + strlen(rec);
     if (line_end)
         *line_end = '\0';
+    char root[] = "/";
     char *method = rec, *target = strchr(rec, ' ');
     if (target)
         *target++ = '\0';
     else
-        target = "/";
+        target = root;
 
     if (strcmp(method, "TICK") == 0) {
         advance(e, strtoll(target, NULL, 10));
