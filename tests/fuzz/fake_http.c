@@ -68,6 +68,8 @@ struct http_stream {
     void                  *ctx;
     bool                   parked;
     bool                   ended;
+    bool                   sse;         /* text/event-stream: check data lines */
+    aw_buf_t               line;        /* SSE: the line read so far */
 };
 
 struct http_server {
@@ -84,6 +86,7 @@ struct http_server {
 };
 
 static unsigned long answers_sent;
+static int trace = -1;                  /* FUZZ_TRACE set: print answers */
 
 unsigned long fake_answers(void)
 {
@@ -114,7 +117,6 @@ static void check_answer(struct MHD_Connection *c, unsigned status, const char *
     if (status < 100 || status > 599)
         fail(c, "status out of range", body, len);
     answers_sent++;
-    static int trace = -1;
     if (trace < 0)
         trace = getenv("FUZZ_TRACE") != NULL;
     if (trace)
@@ -165,6 +167,7 @@ static void conn_complete(struct MHD_Connection *c)
     struct http_req *r = c->con_cls;
     if (c->stream) {
         c->stream->free_ctx(c->stream->ctx);
+        aw_buf_close(&c->stream->line);
         free(c->stream);
         c->stream = NULL;
         s->waits_open--;
@@ -354,7 +357,8 @@ struct http_stream *http_reply_stream(struct http_ctx *x, const char *content_ty
     struct http_stream *st = calloc(1, sizeof *st);
     if (!st)
         abort();
-    *st = (struct http_stream){ .conn = c, .read = read, .free_ctx = free_ctx, .ctx = ctx };
+    *st = (struct http_stream){ .conn = c, .read = read, .free_ctx = free_ctx, .ctx = ctx,
+                                .sse = strcmp(content_type, "text/event-stream") == 0 };
     c->stream = st;
     x->srv->waits_open++;
     check_answer(c, 200, NULL, 0, content_type);
@@ -366,6 +370,28 @@ struct http_stream *http_reply_stream(struct http_ctx *x, const char *content_ty
 void http_stream_wake(struct http_stream *st)
 {
     st->parked = false;
+}
+
+/* Server-Sent Events: every "data:" line is one JSON object (a task). */
+static void check_sse(struct MHD_Connection *c, const char *p, size_t n)
+{
+    aw_buf_t *l = &c->stream->line;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\n') {
+            aw_buf_addc(l, p[i]);
+            continue;
+        }
+        if (trace > 0)
+            fprintf(stderr, "  sse: %.*s\n", (int)(l->len > 120 ? 120 : l->len), l->data);
+        if (l->len >= 6 && memcmp(l->data, "data: ", 6) == 0) {
+            json_error_t jerr;
+            json_t *o = json_loadb(l->data + 6, l->len - 6, 0, &jerr);
+            if (!json_is_object(o))
+                fail(c, "SSE data line is not a JSON object", l->data, l->len);
+            json_decref(o);
+        }
+        aw_buf_reset(l);
+    }
 }
 
 /* Reads a little of each stream that is not parked, as MHD would while
@@ -382,6 +408,8 @@ static void pump_stream(struct MHD_Connection *c, int rounds)
             c->done = true;
         } else if (n == 0) {
             st->parked = true;
+        } else if (st->sse) {
+            check_sse(c, buf, (size_t)n);
         }
     }
 }

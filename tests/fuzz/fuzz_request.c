@@ -10,10 +10,12 @@
  *     \n
  *     body                     the rest (absent if empty and no
  *                              Content-Length header)
- * Two pseudo-methods drive time and clients: "TICK MS" moves the
- * engine's clock forward MS milliseconds (sleeps end, waits time out,
- * finished tasks are forgotten); "CLOSE N" makes the client of the N-th
- * open connection go away. "@@" anywhere stands for the id of the last
+ * Pseudo-methods drive time, clients and the configuration: "TICK MS"
+ * moves the engine's clock forward MS milliseconds (sleeps end, waits
+ * time out, finished tasks are forgotten); "CLOSE N" makes the client of
+ * the N-th open connection go away; "SET KEY VALUE" changes a limit for
+ * the rest of the input, as a reload would (max_tasks, retention_seconds,
+ * max_wait_seconds, max_wait_ids, max_body_bytes, sleep 0|1, queue:NAME N). "@@" anywhere stands for the id of the last
  * task created (from the Location of its 201), so that a mutated input
  * can wait for, cancel and delete what it made.
  *
@@ -132,8 +134,48 @@ static void advance(aw_engine_t *e, int64_t ms)
     aw_engine_run_due(e);
 }
 
+/* "SET KEY VALUE": what a reload may change, on this input's copy of
+ * the configuration. Values are clamped to what config.c would accept. */
+static void set_option(struct config *c, aw_engine_t *e, char *kv)
+{
+    char *v = strchr(kv, ' ');
+    if (!v)
+        return;
+    *v++ = '\0';
+    double d = strtod(v, NULL);
+    unsigned long long u = strtoull(v, NULL, 10);
+    if (strcmp(kv, "max_tasks") == 0) {
+        c->max_tasks = u ? u : 1;
+    } else if (strcmp(kv, "retention_seconds") == 0) {
+        c->retention_seconds = d >= 0 && d < 1e9 ? d : 0;
+    } else if (strcmp(kv, "max_wait_seconds") == 0) {
+        c->max_wait_seconds = d > 0 && d < 1e9 ? d : 1;
+    } else if (strcmp(kv, "max_wait_ids") == 0) {
+        c->max_wait_ids = u && u < 100000 ? (uint32_t)u : 1;
+    } else if (strcmp(kv, "max_body_bytes") == 0) {
+        c->max_body_bytes = u && u < MAX_RECORD ? (size_t)u : 1;
+    } else if (strcmp(kv, "sleep") == 0) {
+        aw_engine_enable_kind(e, "sleep", u != 0);
+    } else if (strncmp(kv, "queue:", 6) == 0) {
+        const char *name = kv + 6;      /* config.c's rule for queue names */
+        size_t len = strlen(name);
+        if (len < 1 || len > 64 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "abcdefghijklmnopqrstuvwxyz0123456789_.-") != len)
+            return;
+        if (aw_engine_set_queue(e, name, (uint32_t)(u > 1000 ? 1000 : u)) < 0)
+            abort();
+        return;
+    }
+    aw_engine_limits_t lim = {
+        .max_tasks = c->max_tasks,
+        .retention_ms = (int64_t)(c->retention_seconds * 1000),
+    };
+    aw_engine_set_limits(e, &lim);
+}
+
 /* One record: parses it and runs it. raw holds n bytes (NULs included). */
-static void run_record(struct http_server *s, aw_engine_t *e, const char *raw, size_t n)
+static void run_record(struct http_server *s, struct config *c, aw_engine_t *e,
+                       const char *raw, size_t n)
 {
     size_t len;
     char *rec = substitute(raw, n, fake_last_id(s), &len);
@@ -150,6 +192,11 @@ static void run_record(struct http_server *s, aw_engine_t *e, const char *raw, s
 
     if (strcmp(method, "TICK") == 0) {
         advance(e, strtoll(target, NULL, 10));
+        free(rec);
+        return;
+    }
+    if (strcmp(method, "SET") == 0) {
+        set_option(c, e, target);
         free(rec);
         return;
     }
@@ -228,13 +275,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         aw_engine_set_queue(e, "serial", 1) < 0 ||
         aw_engine_set_queue(e, "pair", 2) < 0)
         abort();
-    struct http_server *s = fake_server_new(base, &cfg, e);
+    struct config run_cfg = cfg;        /* SET changes this input's copy */
+    struct http_server *s = fake_server_new(base, &run_cfg, e);
 
     const char *p = (const char *)data, *end = p + size;
     for (int i = 0; i < MAX_REQUESTS && p < end; i++) {
         const char *sep = find_sep(p, end);
         const char *rec_end = sep ? sep : end;
-        run_record(s, e, p, (size_t)(rec_end - p));
+        run_record(s, &run_cfg, e, p, (size_t)(rec_end - p));
         event_base_loop(base, EVLOOP_NONBLOCK);
         fake_pump(s);
         p = sep ? sep + 4 : end;
