@@ -106,6 +106,9 @@ static void fail(const struct MHD_Connection *c, const char *what, const char *b
     abort();
 }
 
+static void check_created(struct MHD_Connection *c, json_t *answer, const char *body,
+                          size_t len);
+
 static void check_answer(struct MHD_Connection *c, unsigned status, const char *body,
                          size_t len, const char *content_type)
 {
@@ -139,7 +142,69 @@ static void check_answer(struct MHD_Connection *c, unsigned status, const char *
             !json_is_string(json_object_get(e, "message")))
             fail(c, "error answer without {\"error\":{\"code\",\"message\"}}", body, len);
     }
+    if (status == 201 && strcmp(c->rq.path, "/v1/tasks") == 0)
+        check_created(c, root, body, len);
     json_decref(root);
+}
+
+/* JSON values equal as the contract means it: numbers by value (1 and
+ * 1.0 are the same number; the writer may print either), the rest as
+ * jansson's json_equal. */
+static bool same_json(json_t *a, json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b)) {
+        if (json_is_integer(a) && json_is_integer(b))
+            return json_integer_value(a) == json_integer_value(b);
+        return json_number_value(a) == json_number_value(b);
+    }
+    if (json_typeof(a) != json_typeof(b))
+        return false;
+    if (json_is_array(a)) {
+        if (json_array_size(a) != json_array_size(b))
+            return false;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!same_json(json_array_get(a, i), json_array_get(b, i)))
+                return false;
+        return true;
+    }
+    if (json_is_object(a)) {
+        const char *k;
+        json_t *v;
+        if (json_object_size(a) != json_object_size(b))
+            return false;
+        json_object_foreach(a, k, v) {
+            json_t *w = json_object_get(b, k);
+            if (!w || !same_json(v, w))
+                return false;
+        }
+        return true;
+    }
+    return json_equal(a, b);
+}
+
+/* A 201 create shows the task as it was asked for: its kind, and its
+ * args exactly (a number that loses digits on the way is a changed
+ * request, and a task that ran with other arguments). */
+static void check_created(struct MHD_Connection *c, json_t *answer, const char *body,
+                          size_t len)
+{
+    json_t *rq = json_loadb(c->rq.body ? c->rq.body : "", c->rq.body_len,
+                            JSON_DECODE_ANY, NULL);
+    json_t *want = json_object_get(rq, "args"), *empty = json_object();
+    if (!rq || !empty)
+        fail(c, "a 201 for a body that is not JSON", body, len);
+    if (!same_json(json_object_get(rq, "kind"), json_object_get(answer, "kind")))
+        fail(c, "the created task's kind is not the one asked for", body, len);
+    if (!same_json(want ? want : empty, json_object_get(answer, "args")))
+        fail(c, "the created task's args are not the ones sent", body, len);
+    /* A zero-second sleep has finished already: its result is args.result. */
+    json_t *res = json_object_get(want, "result");
+    const char *state = json_string_value(json_object_get(answer, "state"));
+    if (res && !json_is_null(res) && state && strcmp(state, "succeeded") == 0 &&
+        !same_json(res, json_object_get(answer, "result")))
+        fail(c, "the sleep's result is not its args.result", body, len);
+    json_decref(empty);
+    json_decref(rq);
 }
 
 /* ---- connections ---- */
