@@ -753,6 +753,9 @@ void fake_request(struct http_server *s, const struct fake_request *rq,
     s->conns = c;
     s->nconns++;
 
+    /* New fields of struct http_ctx (scopes, the client's address...) get
+     * here what a fully authorized local client has: left zero, a scope
+     * check would refuse everything and the fuzzer would test only 403s. */
     c->x = (struct http_ctx){
         .srv = s, .conn = c, .path = c->rq.path, .con_cls = &c->con_cls,
         .method = strcmp(c->rq.method, "HEAD") == 0 ? "GET" : c->rq.method,
