@@ -156,13 +156,19 @@ build-fuzz/fuzz_request: build-fuzz/tests/fuzz/fuzz_request.o $(FUZZ_DAEMON_OBJS
 build-fuzz/fuzz_config: build-fuzz/tests/fuzz/fuzz_config.o build-fuzz/daemon/config.o
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(LIBS)
 
-# The request target without libFuzzer or sanitizers, for valgrind:
-# build-fuzz/plain/fuzz_request FILE... runs each input once.
+# The targets without libFuzzer or sanitizers, for valgrind:
+# build-fuzz/plain/fuzz_request FILE|DIR... runs each input once.
 build-fuzz/plain/fuzz_request: tests/fuzz/fuzz_request.c tests/fuzz/run_inputs.c \
                                $(FUZZ_DAEMON_SRCS) $(LIB_SRCS) $(wildcard lib/*.h daemon/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(subst $(FUZZ_SAN),,$(FUZZ_CFLAGS)) -o $@ tests/fuzz/fuzz_request.c \
 	    tests/fuzz/run_inputs.c $(FUZZ_DAEMON_SRCS) $(LIB_SRCS) -pthread $(LIBS)
+
+build-fuzz/plain/fuzz_config: tests/fuzz/fuzz_config.c tests/fuzz/run_inputs.c \
+                              daemon/config.c daemon/config.h
+	@mkdir -p $(dir $@)
+	$(CC) $(subst $(FUZZ_SAN),,$(FUZZ_CFLAGS)) -o $@ tests/fuzz/fuzz_config.c \
+	    tests/fuzz/run_inputs.c daemon/config.c -pthread $(LIBS)
 
 fuzz-build: deps
 	$(MAKE) $(FUZZ_TARGETS)
