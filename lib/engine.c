@@ -384,7 +384,7 @@ static int stop_running(aw_engine_t *e, aw_task_t *t, aw_stop_reason_t why)
 aw_task_t *aw__task_new(const aw_kind_t *k, aw_queue_t *q, json_t *args,
                         int64_t timeout_ms)
 {
-    char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
     aw_task_t *t = text ? aw__task_new_text(k, q, text, timeout_ms) : NULL;
     free(text);
     return t;

@@ -46,7 +46,7 @@ static void sleep_finish(aw_engine_t *e, aw_task_t *t)
         aw_task_fail(e, t, AW_ERR_TASK, json_string_value(fail), NULL);
     } else {
         char *text = result && !json_is_null(result)
-            ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
+            ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
             : NULL;
         aw_task_succeed(e, t, text);
     }
