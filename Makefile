@@ -24,11 +24,11 @@ BUILD := build-san
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3
+PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3 gnutls
 TEST_PKGS  := cmocka
 DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
               libevent-dev libinih-dev libcmocka-dev libsystemd-dev libsqlite3-dev \
-              sqlite3 curl jq procps clang libclang-rt-14-dev
+              sqlite3 curl jq procps libgnutls28-dev openssl clang libclang-rt-14-dev
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes
@@ -42,13 +42,15 @@ LIBS        = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c \
             lib/task.c lib/task_table.c lib/queue.c lib/waiter.c lib/engine.c \
             lib/task_json.c lib/restore.c lib/kind_sleep.c lib/kind_stub.c lib/kind_exec.c \
-            lib/child.c lib/utf8.c lib/task_record.c lib/store.c
-DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c \
-               daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c
+            lib/child.c lib/utf8.c lib/task_record.c lib/store.c lib/task_list.c \
+            lib/siphash.c lib/json_text.c
+DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c daemon/edge.c daemon/ui.c \
+               daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c \
+               daemon/tls.c daemon/unix_socket.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/daemon/ui_page.o
 
 .PHONY: all deps run test check unit blackbox blackbox-memory test-san test-units bench clean \
         install uninstall distclean fuzz fuzz-short fuzz-build
@@ -57,6 +59,17 @@ all: $(BUILD)/awaitd
 
 $(BUILD)/awaitd: $(DAEMON_OBJS) $(BUILD)/libaw.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libaw.a $(LIBS)
+
+# The dashboard page as a C array (od is in coreutils: no xxd needed).
+$(BUILD)/daemon/ui_page.c: daemon/ui/index.html Makefile
+	@mkdir -p $(dir $@)
+	{ printf '/* Generated from daemon/ui/index.html by the Makefile. */\n'; \
+	  printf '#include "ui.h"\nconst unsigned char ui_page[] = {\n'; \
+	  od -An -v -tx1 daemon/ui/index.html | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  printf '};\nconst size_t ui_page_len = sizeof ui_page;\n'; } >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/daemon/ui_page.o: $(BUILD)/daemon/ui_page.c daemon/ui.h daemon/http.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libaw.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -137,7 +150,8 @@ FUZZ_CFLAGS    = -std=c11 -D_GNU_SOURCE -DAWAITD_VERSION='"$(VERSION)"' \
                  -pthread -Ilib -Idaemon -Itests/fuzz \
                  $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 FUZZ_DAEMON_SRCS := daemon/api.c daemon/events.c daemon/metrics.c daemon/http_error.c \
-                    daemon/config.c daemon/log.c tests/fuzz/fake_http.c
+                    daemon/config.c daemon/log.c daemon/edge.c daemon/ui.c \
+                    $(BUILD)/daemon/ui_page.c tests/fuzz/fake_http.c
 FUZZ_LIB_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o)
 FUZZ_DAEMON_OBJS := $(FUZZ_DAEMON_SRCS:%.c=build-fuzz/%.o)
 FUZZ_TARGETS     := build-fuzz/fuzz_request build-fuzz/fuzz_config

@@ -14,12 +14,15 @@
 
 #include "api.h"
 #include "clock.h"
+#include "edge.h"
 #include "errors.h"
 #include "events.h"
 #include "http_error.h"
 #include "metrics.h"
 #include "queue.h"
 #include "task_json.h"
+#include "ui.h"
+#include "task_list.h"
 #include "utf8.h"
 
 #define DEFAULT_WAIT_SECONDS 30.0
@@ -73,9 +76,50 @@ static int parse_bool(const char *s)
     return -1;
 }
 
+/* The shape limits of a request body ([server] max_json_depth and
+ * max_json_elements). jansson has no option for either (it stops only at
+ * its own depth of 2048), so the parsed tree is walked once: linear in
+ * its size, stopping at the first value over a limit, and never deeper
+ * than max_json_depth + 1 frames. The parse itself is bounded by
+ * max_body_bytes; these bound what the rest of the daemon stores, copies
+ * and writes back for one request. */
+struct json_shape {
+    uint32_t max_depth;
+    uint32_t elements_left;
+    bool     too_deep;
+};
+
+static bool json_shape_ok(json_t *v, uint32_t depth, struct json_shape *sh)
+{
+    if (sh->elements_left == 0)
+        return false;
+    sh->elements_left--;
+    if (!json_is_object(v) && !json_is_array(v))
+        return true;
+    if (depth > sh->max_depth) {
+        sh->too_deep = true;
+        return false;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+            if (!json_shape_ok(e, depth + 1, sh))
+                return false;
+    } else {
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e)
+            if (!json_shape_ok(e, depth + 1, sh))
+                return false;
+    }
+    return true;
+}
+
 /* Parses the body as a JSON object; answers 400 itself when it is not. */
 static json_t *parse_object(struct http_ctx *x)
 {
+    char msg_shape[ERR_SIZE];
     json_error_t jerr;
     json_t *root = json_loadb(x->body ? x->body : "", x->body_len, JSON_DECODE_ANY, &jerr);
     if (!root) {
@@ -90,6 +134,18 @@ static json_t *parse_object(struct http_ctx *x)
     }
     if (!json_is_object(root)) {
         http_reply_error(x, AW_EINVAL, "the body must be a JSON object");
+        json_decref(root);
+        return NULL;
+    }
+    const struct config *c = http_config(x->srv);
+    struct json_shape shape = { .max_depth = c->max_json_depth,
+                                .elements_left = c->max_json_elements };
+    if (!json_shape_ok(root, 1, &shape)) {
+        snprintf(msg_shape, sizeof msg_shape, shape.too_deep
+                 ? "the body nests deeper than max_json_depth (%u)"
+                 : "the body has more values than max_json_elements (%u)",
+                 shape.too_deep ? c->max_json_depth : c->max_json_elements);
+        http_reply_error(x, AW_EINVAL, msg_shape);
         json_decref(root);
         return NULL;
     }
@@ -295,14 +351,18 @@ static void get_info(struct http_ctx *x)
                   "\"max_wait_seconds\":%g,\"max_wait_ids\":%u,"
                   "\"retention_seconds\":%g,\"max_connections\":%u,"
                   "\"shutdown_grace_seconds\":%g,\"exec_kill_grace_seconds\":%g,"
-                  "\"exec_max_output_bytes\":%zu},"
-                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu},\"waiters\":%llu,"
+                  "\"exec_max_output_bytes\":%zu,\"max_task_bytes\":%llu,"
+                  "\"max_result_bytes\":%llu,\"max_list_bytes\":%zu},"
+                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu,\"bytes\":%llu},\"waiters\":%llu,"
                   "\"connections\":%u,\"sse_clients\":%u,\"queues\":{",
                   (unsigned long long)c->max_tasks, c->max_body_bytes, c->max_wait_seconds,
                   c->max_wait_ids, c->retention_seconds, c->max_connections,
                   c->shutdown_grace_seconds, c->exec_kill_grace_seconds, c->exec_max_output,
+                  (unsigned long long)c->max_task_bytes, (unsigned long long)c->max_result_bytes,
+                  c->max_list_bytes,
                   (unsigned long long)(st.held[AW_PENDING] + st.held[AW_RUNNING]),
-                  (unsigned long long)held, (unsigned long long)st.waiters,
+                  (unsigned long long)held, (unsigned long long)st.held_bytes,
+                  (unsigned long long)st.waiters,
                   http_open_connections(x->srv), events_clients());
     for (const aw_queue_t *q = aw_engine_queues(http_engine(x->srv)); q; q = q->next) {
         aw_utf8_add_json_str(&b, q->name);
@@ -366,6 +426,17 @@ static void post_tasks(struct http_ctx *x)
         goto out;
     }
     spec.kind = json_string_value(kind);
+    const char *scope;
+    unsigned need = edge_kind_scope(spec.kind, &scope);
+    if (need && !(x->scopes & need)) {
+        /* Besides write (checked by edge.c on the method): a token may
+         * create sleeps and still not be able to run programs. */
+        x->scope_needed = scope;
+        snprintf(err, sizeof err, "creating a task of kind '%s' needs the '%s' scope",
+                 spec.kind, scope);
+        http_reply_error(x, HTTP_ESCOPE, err);
+        goto out;
+    }
     if (args && !json_is_null(args) && !json_is_object(args)) {
         http_reply_error(x, AW_EINVAL, "args must be an object");
         goto out;
@@ -376,8 +447,11 @@ static void post_tasks(struct http_ctx *x)
         goto out;
     if (timeout && !json_is_null(timeout)) {
         double s = json_number_value(timeout);
-        if (!json_is_number(timeout) || !isfinite(s) || s <= 0) {
-            http_reply_error(x, AW_EINVAL, "timeout must be a positive number of seconds");
+        /* 1e-300 is positive but would be 0 ms: a task that times out
+         * at once. */
+        if (!json_is_number(timeout) || !isfinite(s) || s <= 0 || aw_seconds_to_ms(s) == 0) {
+            http_reply_error(x, AW_EINVAL,
+                             "timeout must be a positive number of seconds (at least 1 ms)");
             goto out;
         }
         spec.timeout_ms = aw_seconds_to_ms(s);
@@ -406,18 +480,25 @@ out:
     json_decref(root);
 }
 
-static bool list_match(const aw_task_t *t, int state, const char *kind, const char *queue)
+/* A list answer is built in memory before it is sent: its bytes are
+ * bounded by max_list_bytes (and a page always holds its first task,
+ * whatever its size), so a page of big tasks ends early, with `next`. */
+struct page {
+    aw_buf_t *b;
+    size_t    max;
+};
+
+static bool page_add(void *arg, const aw_task_t *t, size_t n)
 {
-    if (state == -2 && aw_task_done(t))
-        return false;                       /* "active" */
-    if (state == -3 && !aw_task_done(t))
-        return false;                       /* "done" */
-    if (state >= 0 && t->state != state)
+    struct page *p = arg;
+    size_t mark = p->b->len;
+    if (n)
+        aw_buf_addc(p->b, ',');
+    aw_task_write_json(p->b, t);
+    if (n && p->b->len > p->max) {
+        p->b->len = mark;               /* not on this page: the next one's first */
         return false;
-    if (kind && strcmp(t->kind->name, kind) != 0)
-        return false;
-    if (queue && strcmp(t->queue->name, queue) != 0)
-        return false;
+    }
     return true;
 }
 
@@ -426,11 +507,13 @@ static void get_tasks(struct http_ctx *x)
     const char *state_s = http_query(x, "state"), *limit_s = http_query(x, "limit");
     const char *kind = http_query(x, "kind"), *queue = http_query(x, "queue");
     const char *after = http_query(x, "after");
-    int state = -1;                         /* -1 any, -2 active, -3 done */
+    aw_task_filter_t f = { .kind = kind, .queue = queue };
     if (state_s) {
-        state = strcmp(state_s, "active") == 0 ? -2
-              : strcmp(state_s, "done") == 0 ? -3 : aw_task_state_parse(state_s);
-        if (state == -1) {
+        int state = aw_task_state_parse(state_s);
+        f.states = strcmp(state_s, "active") == 0 ? AW_STATES_ACTIVE
+                 : strcmp(state_s, "done") == 0 ? AW_STATES_DONE
+                 : state >= 0 ? 1u << state : 0;
+        if (!f.states) {
             http_reply_error(x, AW_EINVAL,
                 "state must be pending, running, succeeded, failed, cancelled, "
                 "timed_out, active or done");
@@ -449,25 +532,17 @@ static void get_tasks(struct http_ctx *x)
         if (errno == ERANGE || limit > MAX_LIST_LIMIT)
             limit = MAX_LIST_LIMIT;
     }
+    const struct config *c = http_config(x->srv);
     aw_buf_t b;
     aw_buf_init(&b);
     aw_buf_adds(&b, "{\"tasks\":[");
-    long n = 0;
-    const aw_task_t *t = aw_task_after(http_engine(x->srv), after), *last = NULL;
-    for (; t && n < limit; t = aw_task_next(t)) {
-        if (!list_match(t, state, kind, queue))
-            continue;
-        if (n++)
-            aw_buf_addc(&b, ',');
-        aw_task_write_json(&b, t);
-        last = t;
-    }
-    /* `next` only when a matching task really follows. */
-    while (t && !list_match(t, state, kind, queue))
-        t = aw_task_next(t);
+    struct page p = { &b, c->max_list_bytes };
+    char next[AW_TASK_ID_SIZE];
+    aw_task_list(http_engine(x->srv), &f, after, (size_t)limit, c->max_list_scan,
+                 page_add, &p, next);
     aw_buf_adds(&b, "],\"next\":");
-    if (t && last)
-        aw_utf8_add_json_str(&b, last->id);
+    if (next[0])
+        aw_utf8_add_json_str(&b, next);
     else
         aw_buf_adds(&b, "null");
     aw_buf_adds(&b, "}\n");
@@ -591,7 +666,11 @@ static void get_output(struct http_ctx *x, const char *id)
         }
         f->task = t;
         f->which = which;
-        f->stream = http_reply_stream(x, "text/plain", follow_read, follow_free, f);
+        /* NULL (HEAD, or no memory): f is freed already. */
+        struct http_stream *st = http_reply_stream(x, "text/plain", follow_read,
+                                                   follow_free, f);
+        if (st)
+            f->stream = st;
         return;
     }
     const char *data;
@@ -856,6 +935,7 @@ static const struct route routes[] = {
     { "/v1/tasks",  "GET, HEAD, POST", get_tasks,   post_tasks, ROUTE_TASK_LIST, ROUTE_TASK_CREATE },
     { "/v1/wait",   "POST",            NULL,        post_wait,  0, ROUTE_WAIT_MANY },
     { "/v1/events", "GET, HEAD",       get_events,  NULL,       ROUTE_EVENTS, 0 },
+    { "/ui",        "GET, HEAD",       ui_handle,   NULL,       ROUTE_OTHER, 0 },
 };
 
 void api_handle(struct http_ctx *x)

@@ -31,6 +31,11 @@
 /* Durations are turned into milliseconds and timestamps elsewhere; a bound
  * (about 31 years) keeps that arithmetic far from overflow. */
 #define MAX_SECONDS    1e9
+/* sizeof(struct sockaddr_un.sun_path) on Linux; config.c has no socket
+ * headers of its own (main.c checks the two agree). */
+#define UNIX_PATH_MAX  108
+/* Host names in allowed_hosts and cors_origins. */
+#define HOST_CHARS     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-."
 
 enum type {
     T_LISTEN,           /* HOST:PORT, parsed by config_set_listen() */
@@ -46,6 +51,12 @@ enum type {
     T_PATH_LIST,        /* colon-separated absolute directories */
     T_DIR,              /* a directory path, or empty */
     T_SYNC,             /* full or normal */
+    T_FILE,             /* a file path, or empty */
+    T_MODE,             /* octal permission bits, 0 to 0777 */
+    T_GROUP,            /* a group name (resolved by main), or empty */
+    T_ORIGINS,          /* whitespace-separated scheme://host[:port] */
+    T_HOSTS,            /* whitespace-separated host names */
+    T_TOKENS,           /* whitespace-separated NAME:SCOPES:FILE */
 };
 
 #define OFF(field) offsetof(struct config, field)
@@ -61,12 +72,30 @@ static const struct key {
     { "server", "listen",            T_LISTEN,           0,                      0, "127.0.0.1:8080" },
     { "server", "auth_token",        T_TOKEN,            OFF(auth_token),        0, "" },
     { "server", "max_body_bytes",    T_SIZE,             OFF(max_body_bytes),    1, "1048576" },
+    { "server", "max_json_depth",    T_U32,              OFF(max_json_depth),    1, "64" },
+    { "server", "max_json_elements", T_U32,              OFF(max_json_elements), 1, "100000" },
     { "server", "max_connections",   T_U32,              OFF(max_connections),   1, "12000" },
+    { "server", "max_connections_per_client", T_U32,    OFF(max_connections_per_client), 0, "0" },
+    { "server", "idle_timeout_seconds", T_U32,          OFF(idle_timeout_seconds), 1, "120" },
+    { "server", "request_timeout_seconds", T_SECONDS_POSITIVE, OFF(request_timeout_seconds), 0, "30" },
     { "server", "log_level",         T_LOG_LEVEL,        OFF(log_level),         0, "info" },
     { "server", "access_log",        T_BOOL,             OFF(access_log),        0, "false" },
     { "server", "shutdown_grace_seconds", T_SECONDS,    OFF(shutdown_grace_seconds), 0, "10" },
+    { "server", "tls_cert",          T_FILE,             OFF(tls_cert),          0, "" },
+    { "server", "tls_key",           T_FILE,             OFF(tls_key),           0, "" },
+    { "server", "unix_mode",         T_MODE,             OFF(unix_mode),         0, "0660" },
+    { "server", "unix_group",        T_GROUP,            OFF(unix_group),        0, "" },
+    { "server", "auth_token_file",   T_FILE,             OFF(auth_token_file),   0, "" },
+    { "server", "cors_origins",      T_ORIGINS,          OFF(cors_origins),      0, "" },
+    { "server", "allowed_hosts",     T_HOSTS,            OFF(allowed_hosts),     0, "" },
+    { "server", "ui",                T_BOOL,             OFF(ui),                0, "true" },
+    { "auth",   "tokens",            T_TOKENS,           OFF(auth_tokens),       0, "" },
+    { "server", "max_list_bytes",    T_SIZE,             OFF(max_list_bytes),    1, "8388608" },
+    { "server", "max_list_scan",     T_U32,              OFF(max_list_scan),     1, "10000" },
     { "tasks",  "max_tasks",         T_U64,              OFF(max_tasks),         1, "1000000" },
     { "tasks",  "retention_seconds", T_SECONDS,          OFF(retention_seconds), 0, "3600" },
+    { "tasks",  "max_task_bytes",    T_U64,              OFF(max_task_bytes),    0, "1073741824" },
+    { "tasks",  "max_result_bytes",  T_U64,              OFF(max_result_bytes),  0, "1048576" },
     { "tasks",  "max_wait_seconds",  T_SECONDS_POSITIVE, OFF(max_wait_seconds),  0, "300" },
     { "tasks",  "max_wait_ids",      T_U32,              OFF(max_wait_ids),      1, "1000" },
     { "kinds",  "sleep",             T_BOOL,             OFF(kind_sleep),        0, "true" },
@@ -76,6 +105,7 @@ static const struct key {
     { "exec",   "kill_grace_seconds", T_SECONDS,         OFF(exec_kill_grace_seconds), 0, "5" },
     { "exec",   "max_output_bytes",  T_SIZE,             OFF(exec_max_output),   0, "1048576" },
     { "exec",   "allow_root",        T_BOOL,             OFF(exec_allow_root),   0, "false" },
+    { "exec",   "allow_loader_env",  T_BOOL,             OFF(exec_allow_loader_env), 0, "false" },
     { "exec",   "path",              T_PATH_LIST,        OFF(exec_path),         0, "/usr/local/bin:/usr/bin:/bin" },
     { "storage", "state_dir",        T_DIR,              OFF(state_dir),         0, "" },
     { "storage", "sync",             T_SYNC,             OFF(sync_full),         0, "full" },
@@ -204,6 +234,168 @@ static int int_error(char *why, size_t len, uint64_t min, uint64_t max, const ch
     return -1;
 }
 
+/* One [auth] tokens entry, NAME:SCOPES:FILE, pointing into the value. */
+struct token_entry {
+    const char *name, *file;
+    size_t      name_len, file_len;
+    unsigned    scopes;
+};
+
+static const struct { const char *word; unsigned bit; } scope_words[] = {
+    { "read", CONFIG_SCOPE_READ }, { "write", CONFIG_SCOPE_WRITE },
+    { "exec", CONFIG_SCOPE_EXEC }, { "http", CONFIG_SCOPE_HTTP },
+};
+
+/* Parses the n bytes at s as NAME:SCOPES:FILE (SCOPES: read, write, exec,
+ * http separated by commas). FILE is the rest, so it may hold ':'.
+ * Returns 0, or -1 with why set. */
+static int parse_token_entry(const char *s, size_t n, struct token_entry *e,
+                             char *why, size_t len)
+{
+    const char *c1 = memchr(s, ':', n);
+    const char *c2 = c1 ? memchr(c1 + 1, ':', n - (size_t)(c1 + 1 - s)) : NULL;
+    size_t i;
+
+    if (!c1 || !c2 || c1 == s || c2 + 1 == s + n ||
+        strspn(s, QUEUE_CHARS) < (size_t)(c1 - s)) {
+        set_err(why, len, "expected NAME:SCOPES:FILE entries (NAME from A-Z a-z 0-9 _ . -,"
+                " SCOPES such as read,write,exec), got \"%.*s\"", (int)n, s);
+        return -1;
+    }
+    e->name = s;
+    e->name_len = (size_t)(c1 - s);
+    e->file = c2 + 1;
+    e->file_len = (size_t)(s + n - e->file);
+    e->scopes = 0;
+    for (const char *w = c1 + 1; w < c2; ) {
+        size_t wl = strcspn(w, ",:");
+        for (i = 0; i < COUNT(scope_words); i++)
+            if (strlen(scope_words[i].word) == wl && memcmp(scope_words[i].word, w, wl) == 0)
+                break;
+        if (i == COUNT(scope_words)) {
+            set_err(why, len, "token '%.*s': unknown scope \"%.*s\" (expected read, write,"
+                    " exec or http)", (int)e->name_len, s, (int)wl, w);
+            return -1;
+        }
+        e->scopes |= scope_words[i].bit;
+        w += wl + (w[wl] == ',');
+    }
+    if (!e->scopes) {
+        set_err(why, len, "token '%.*s': no scopes", (int)e->name_len, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads a bearer token from the file at path: its content with trailing
+ * whitespace (the usual final newline) removed. The secret is never put
+ * into a message. Returns 0 with *out allocated, or -1 with why set. */
+static int read_token_file(const char *path, char **out, char *why, size_t len)
+{
+    char buf[4097];
+    size_t n, k;
+    FILE *f = fopen(path, "r");
+
+    if (!f) {
+        set_err(why, len, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    if (ferror(f) || n == sizeof buf - 1) {
+        set_err(why, len, "%s: %s", path, ferror(f) ? strerror(errno)
+                : "longer than 4096 bytes; expected one bearer token");
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    while (n > 0 && strchr(" \t\r\n", buf[n - 1]))
+        n--;
+    buf[n] = '\0';
+    k = strspn(buf, TOKEN_CHARS);
+    if (n == 0 || k == 0 || k + strspn(buf + k, "=") != n) {
+        set_err(why, len, "%s: expected one bearer token (letters, digits and - . _ ~ + /)"
+                " and nothing else", path);
+        explicit_bzero(buf, sizeof buf);
+        return -1;
+    }
+    *out = strdup(buf);
+    explicit_bzero(buf, sizeof buf);
+    if (!*out) {
+        set_err(why, len, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void free_tokens(struct config *c)
+{
+    for (size_t i = 0; i < c->ntokens; i++) {
+        free(c->tokens[i].name);
+        if (c->tokens[i].secret) {
+            explicit_bzero(c->tokens[i].secret, strlen(c->tokens[i].secret));
+            free(c->tokens[i].secret);
+        }
+    }
+    free(c->tokens);
+    c->tokens = NULL;
+    c->ntokens = 0;
+}
+
+/* Reads the token files named by auth_token_file and [auth] tokens, once
+ * the whole file is parsed (so the order of keys does not matter). Each
+ * config_load reads them again: a SIGHUP picks up a rotated secret.
+ * Returns 0, or -1 with err set. */
+static int read_secrets(struct config *c, const char *path, char *err, size_t errlen)
+{
+    char why[CONFIG_ERR_SIZE];
+    char *secret = NULL, file[4096];
+    struct token_entry e;
+
+    if (c->auth_token_file[0]) {
+        if (c->auth_token[0]) {
+            set_err(err, errlen, "%s: [server] auth_token and auth_token_file are both set;"
+                    " keep one", path);
+            return -1;
+        }
+        if (read_token_file(c->auth_token_file, &secret, why, sizeof why) < 0) {
+            set_err(err, errlen, "%s: [server] auth_token_file: %s", path, why);
+            return -1;
+        }
+        free(c->auth_token);
+        c->auth_token = secret;
+    }
+    free_tokens(c);
+    for (const char *s = c->auth_tokens + strspn(c->auth_tokens, " \t"); *s;
+         s += strspn(s, " \t")) {
+        size_t n = strcspn(s, " \t");
+        struct config_token *t;
+        if (parse_token_entry(s, n, &e, why, sizeof why) < 0 ||
+            e.file_len >= sizeof file) {
+            set_err(err, errlen, "%s: [auth] tokens: %s", path, why);
+            return -1;
+        }
+        memcpy(file, e.file, e.file_len);
+        file[e.file_len] = '\0';
+        if (read_token_file(file, &secret, why, sizeof why) < 0) {
+            set_err(err, errlen, "%s: [auth] tokens: token '%.*s': %s", path,
+                    (int)e.name_len, e.name, why);
+            return -1;
+        }
+        t = realloc(c->tokens, (c->ntokens + 1) * sizeof *t);
+        if (t)
+            c->tokens = t;
+        if (!t || !(c->tokens[c->ntokens].name = strndup(e.name, e.name_len))) {
+            free(secret);
+            set_err(err, errlen, "out of memory");
+            return -1;
+        }
+        c->tokens[c->ntokens].scopes = e.scopes;
+        c->tokens[c->ntokens++].secret = secret;
+        s += n;
+    }
+    return 0;
+}
+
 /* Stores value v for key k in base (the config, or a queue). Returns 0, or
  * -1 with why set to "expected ..., got ..." or "out of memory"; on error
  * the stored value is unchanged. */
@@ -302,6 +494,69 @@ static int set_value(struct config *c, const struct key *k, void *base,
         }
         set_err(why, len, "expected full or normal, got \"%s\"", v);
         return -1;
+    case T_FILE:
+        if (strlen(v) >= 4096) {
+            set_err(why, len, "expected a file path shorter than 4096 bytes");
+            return -1;
+        }
+        return replace_string(slot, v, why, len);
+    case T_MODE:
+        /* Written as chmod takes it; a leading 0 is usual but optional. */
+        n = strlen(v);
+        if (n == 0 || n > 4 || strspn(v, "01234567") != n || strtoul(v, NULL, 8) > 0777) {
+            set_err(why, len, "expected octal permission bits from 0 to 0777"
+                    " (such as 0660), got \"%s\"", v);
+            return -1;
+        }
+        *(uint32_t *)slot = (uint32_t)strtoul(v, NULL, 8);
+        return 0;
+    case T_GROUP:
+        n = strlen(v);
+        if (n >= 256 || strcspn(v, " \t:/") != n) {
+            set_err(why, len, "expected a group name (no spaces, ':' or '/'), got \"%s\"", v);
+            return -1;
+        }
+        return replace_string(slot, v, why, len);
+    case T_ORIGINS:
+        /* Compared byte for byte with a browser's Origin header, which
+         * never carries a path or a trailing slash: such an entry could
+         * never match, so it is a mistake worth naming. */
+        for (const char *s = v + strspn(v, " \t"); *s; s += strspn(s, " \t")) {
+            n = strcspn(s, " \t");
+            size_t scheme = strncmp(s, "http://", 7) == 0 ? 7
+                          : strncmp(s, "https://", 8) == 0 ? 8 : 0;
+            if (!scheme || n == scheme || memchr(s + scheme, '/', n - scheme) ||
+                strspn(s + scheme, HOST_CHARS ":[]") < n - scheme) {
+                set_err(why, len, "expected origins such as https://dash.example:8443"
+                        " (scheme://host[:port], no path), separated by spaces, got \"%.*s\"",
+                        (int)n, s);
+                return -1;
+            }
+            s += n;
+        }
+        return replace_string(slot, v, why, len);
+    case T_HOSTS:
+        for (const char *s = v + strspn(v, " \t"); *s; s += strspn(s, " \t")) {
+            n = strcspn(s, " \t");
+            if (strspn(s, HOST_CHARS) < n) {
+                set_err(why, len, "expected host names (letters, digits, '-' and '.',"
+                        " no port) separated by spaces, got \"%.*s\"", (int)n, s);
+                return -1;
+            }
+            s += n;
+        }
+        return replace_string(slot, v, why, len);
+    case T_TOKENS:
+        /* Only the syntax here; the files are read once the whole
+         * configuration is known (read_secrets). */
+        for (const char *s = v + strspn(v, " \t"); *s; s += strspn(s, " \t")) {
+            struct token_entry e;
+            n = strcspn(s, " \t");
+            if (parse_token_entry(s, n, &e, why, len) < 0)
+                return -1;
+            s += n;
+        }
+        return replace_string(slot, v, why, len);
     case T_SECONDS:
     case T_SECONDS_POSITIVE:
         if (parse_seconds(v, k->type == T_SECONDS_POSITIVE, &d) < 0) {
@@ -414,9 +669,20 @@ int config_set_listen(struct config *c, const char *hostport, char *err, size_t 
     uint16_t port = 0;
     char *dup;
 
+    /* A Unix domain socket: the path must be absolute (the daemon may
+     * change directory) and fit sockaddr_un's sun_path with its NUL. */
+    if (strncmp(hostport, "unix:", 5) == 0) {
+        const char *path = hostport + 5;
+        if (path[0] != '/' || strlen(path) >= UNIX_PATH_MAX) {
+            set_err(err, errlen, "expected unix:/ABSOLUTE/PATH (shorter than %d bytes),"
+                    " got \"%s\"", UNIX_PATH_MAX, hostport);
+            return -1;
+        }
+        return replace_string(&c->listen_unix, path, err, errlen);
+    }
     why = split_listen(hostport, &host, &hostlen, &port);
     if (why) {
-        set_err(err, errlen, "expected HOST:PORT, [IPV6]:PORT or :PORT, got \"%s\": %s",
+        set_err(err, errlen, "expected HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH, got \"%s\": %s",
                 hostport, why);
         return -1;
     }
@@ -425,6 +691,10 @@ int config_set_listen(struct config *c, const char *hostport, char *err, size_t 
     dup = hostlen == 0 ? strdup("0.0.0.0") : strndup(host, hostlen);
     if (!dup) {
         set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    if (replace_string(&c->listen_unix, "", err, errlen) < 0) {
+        free(dup);
         return -1;
     }
     free(c->listen_host);
@@ -437,7 +707,7 @@ int config_set_listen(struct config *c, const char *hostport, char *err, size_t 
  * so that a bare "[queue:jobs]" declares a queue with default settings. */
 static void enter_section(struct parse *p, const char *name, size_t len)
 {
-    static const char *const plain[] = { "server", "tasks", "kinds", "exec", "storage" };
+    static const char *const plain[] = { "server", "tasks", "kinds", "exec", "storage", "auth" };
     char qname[QUEUE_NAME_MAX + 1];
     const char *q;
     size_t i, qlen;
@@ -575,15 +845,40 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
                 path, ret);
         return -1;
     }
-    return p.failed ? -1 : 0;
+    if (p.failed)
+        return -1;
+    /* One without the other is a half-done edit: refuse it rather than
+     * guess whether plain HTTP was meant. */
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        set_err(err, errlen, "%s: [server] tls_cert and tls_key go together: set both"
+                " (PEM files) or neither", path);
+        return -1;
+    }
+    return read_secrets(c, path, err, errlen);
+}
+
+bool config_has_auth(const struct config *c)
+{
+    return c->auth_token[0] != '\0' || c->ntokens > 0;
 }
 
 void config_close(struct config *c)
 {
     size_t i;
 
+    if (c->auth_token)
+        explicit_bzero(c->auth_token, strlen(c->auth_token));
     free(c->listen_host);
+    free(c->listen_unix);
+    free(c->unix_group);
+    free(c->tls_cert);
+    free(c->tls_key);
     free(c->auth_token);
+    free(c->auth_token_file);
+    free(c->cors_origins);
+    free(c->allowed_hosts);
+    free(c->auth_tokens);
+    free_tokens(c);
     free(c->exec_allow);
     free(c->exec_path);
     free(c->state_dir);
@@ -592,3 +887,4 @@ void config_close(struct config *c)
     free(c->queues);
     memset(c, 0, sizeof *c);
 }
+

@@ -39,8 +39,13 @@ struct http_ctx {
     size_t                 body_len;
     void                 **con_cls;
     bool                   answered;
+    bool                   close_after; /* answer with Connection: close */
+    bool                   head;    /* the request was HEAD */
     int                    route;   /* enum metrics_route, set by the handler */
     int64_t                t0_us;   /* when the request was read (metrics) */
+    unsigned               scopes;  /* CONFIG_SCOPE_* the token grants (edge.c) */
+    const char            *scope_needed; /* of a 403 insufficient_scope */
+    bool                   preflight;    /* a CORS preflight's answer */
 };
 
 /* Called once per request, with the whole body read. It must answer with
@@ -74,6 +79,10 @@ void http_reply(struct http_ctx *x, unsigned status, aw_buf_t *b, const char *co
 /* The same, with a Location header (201 Created). */
 void http_reply_located(struct http_ctx *x, unsigned status, aw_buf_t *b,
                         const char *location);
+/* Answers with bytes that outlive the server (a page built into the
+ * binary), with extra headers as NULL-terminated name, value pairs. */
+void http_reply_static(struct http_ctx *x, unsigned status, const void *data, size_t len,
+                       const char *content_type, const char *const *headers);
 /* Answers 204 with no body. */
 void http_reply_empty(struct http_ctx *x, unsigned status);
 /* Answers with the error table's status and body for `value`; message NULL

@@ -15,6 +15,8 @@ static const struct http_error table[] = {
     { AW_EQUEUE,          400, "unknown_queue", "unknown queue" },
     { AW_ENOOUTPUT,       400, "no_output", "this task kind keeps no output" },
     { HTTP_EUNAUTHORIZED, 401, "unauthorized", "missing or wrong bearer token" },
+    { HTTP_EORIGIN,       403, "origin", "requests from this web origin are refused (not the daemon's own, not in cors_origins)" },
+    { HTTP_ESCOPE,        403, "insufficient_scope", "the token lacks the scope this request needs" },
     { AW_EDISABLED,       403, "kind_disabled", "this task kind is disabled by configuration" },
     { AW_EFORBIDDEN,      403, "forbidden", "not on the allow-list" },
     { AW_ENOTFOUND,       404, "not_found", "no task with that id" },
@@ -23,8 +25,11 @@ static const struct http_error table[] = {
     { AW_EDONE,           409, "already_done", "the task has already finished" },
     { AW_EACTIVE,         409, "not_done", "the task has not finished yet" },
     { HTTP_ETOOLARGE,     413, "payload_too_large", "the request body is larger than max_body_bytes" },
+    { AW_ETOOBIG,         413, "result_too_large", "the task's result is larger than max_result_bytes" },
+    { HTTP_EMISDIRECTED,  421, "misdirected", "the Host header names no host of this daemon (allowed_hosts)" },
     { AW_ECAPACITY,       503, "capacity", "too many unfinished tasks; retry later" },
     { AW_ESTORAGE,        503, "storage", "the change could not be stored (disk full or I/O error); nothing was changed" },
+    { AW_EBUDGET,         503, "memory_budget", "the tasks held take the whole max_task_bytes; delete finished tasks or retry later" },
     { -ENOMEM,            503, "out_of_memory", "out of memory" },
 };
 

@@ -15,6 +15,9 @@ enum {
     HTTP_EMETHOD,               /* path exists, method does not */
     HTTP_EUNAUTHORIZED,         /* token missing or wrong */
     HTTP_ETOOLARGE,             /* body over max_body_bytes */
+    HTTP_EORIGIN,               /* cross-site Origin not in cors_origins */
+    HTTP_EMISDIRECTED,          /* Host names no host of this daemon */
+    HTTP_ESCOPE,                /* right token, scope missing */
 };
 
 struct http_error {

@@ -5,7 +5,10 @@
  * listening socket (systemd's under socket activation, else bind) -> loop.
  * Everything that can be wrong with the configuration or the flags is
  * reported as one line on stderr with exit status 2 before anything
- * listens. Signals arrive as libevent events:
+ * listens: that includes a listen address that does not resolve, and
+ * exec or http enabled with no token on an address beyond loopback
+ * (check_listen, which a SIGHUP applies too); a port in use is exit 2 as
+ * well. Signals arrive as libevent events:
  *
  * - SIGTERM, SIGINT: STOPPING=1, stop accepting, interrupt every running
  *   task, wait for them up to shutdown_grace_seconds, then answer every
@@ -21,6 +24,8 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +33,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -37,8 +43,11 @@
 #include "http.h"
 #include "kind_exec.h"
 #include "log.h"
+#include "queue.h"
 #include "service.h"
 #include "store.h"
+#include "tls.h"
+#include "unix_socket.h"
 
 #define DEFAULT_CONFIG AWAITD_SYSCONFDIR "/awaitd/awaitd.conf"
 /* File descriptors kept back from the connection limit for everything
@@ -48,12 +57,13 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: awaitd [--config FILE] [--listen HOST:PORT] [--check-config]\n"
+        "usage: awaitd [--config FILE] [--listen HOST:PORT|unix:PATH] [--check-config]\n"
         "\n"
         "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ",\n"
         "                         built-in defaults when it does not exist)\n"
         "  -l, --listen HOST:PORT listen here instead of the configured address\n"
-        "                         (port 0: any free port, logged at start)\n"
+        "                         (port 0: any free port, logged at start),\n"
+        "                         or unix:/PATH for a Unix domain socket\n"
         "  -t, --check-config     validate the configuration and exit\n"
         "  -V, --version          print the version and exit\n"
         "  -h, --help             print this help and exit\n");
@@ -87,10 +97,14 @@ static void fit_connection_limit(struct config *c)
  * tests and operators look for), then suffix. */
 static void log_listening(int fd, const char *suffix)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = { 0 };
     socklen_t len = sizeof ss;
     char host[NI_MAXHOST], serv[NI_MAXSERV];
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX)
+        log_info("listening on unix:%.*s%s", (int)(len - offsetof(struct sockaddr_un, sun_path)),
+                 sun->sun_path[0] ? sun->sun_path : "(unnamed)", suffix);
+    else if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
         getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
                     NI_NUMERICHOST | NI_NUMERICSERV) == 0)
         log_info(ss.ss_family == AF_INET6 ? "listening on [%s]:%s%s" : "listening on %s:%s%s",
@@ -99,35 +113,157 @@ static void log_listening(int fd, const char *suffix)
         log_info("listening on fd %d%s", fd, suffix);
 }
 
-/* Binds and listens; logs the real address (port 0 picks one). Returns the
- * socket, or -1 after logging why. Runs before the loop starts, so its
- * name resolution may block. */
-static int bind_listener(const struct config *c)
+/* ---- who can reach the listen address ---- */
+
+/* This machine's own: 127.0.0.0/8, ::1 (also as ::ffff:127.x), or a Unix
+ * socket. */
+static bool local_address(const struct sockaddr *sa)
 {
+    if (sa->sa_family == AF_UNIX)
+        return true;
+    if (sa->sa_family == AF_INET)
+        return ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24 == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* The listen address must resolve, and a daemon that runs programs (or
+ * makes requests) for whoever asks may listen beyond loopback only with a
+ * token: anyone who reaches it, a web page in a visitor's browser
+ * included, could use it otherwise. There is no override; the fixes are a
+ * token or a loopback address. fd >= 0 is the socket itself (systemd's,
+ * or the one bound: getsockname says where it really is); else
+ * c->listen_host is resolved as bind_listener will, every address
+ * counting (a blocking getaddrinfo: start-up and SIGHUP only). Returns 0
+ * or -1 with err set. */
+static int check_listen(const struct config *c, int fd, char *err, size_t errlen)
+{
+    char where[300], port[8];
+    bool local = true;
+    snprintf(port, sizeof port, "%u", c->listen_port);
+    if (fd < 0 && c->listen_unix[0])
+        return 0;                       /* a Unix socket is this machine's */
+    if (fd >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char host[NI_MAXHOST], serv[NI_MAXSERV];
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+            snprintf(err, errlen, "cannot read the listening socket's address: %s",
+                     strerror(errno));
+            return -1;
+        }
+        local = local_address((struct sockaddr *)&ss);
+        if (ss.ss_family == AF_UNIX)
+            snprintf(where, sizeof where, "a Unix socket");
+        else if (getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
+                             NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+            snprintf(where, sizeof where, ss.ss_family == AF_INET6 ? "[%.200s]:%s" : "%.200s:%s",
+                     host, serv);
+        else
+            snprintf(where, sizeof where, "fd %d", fd);
+    } else {
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                  .ai_flags = AI_PASSIVE }, *res;
+        int rc = getaddrinfo(c->listen_host, port, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, errlen, "listen address '%s' does not resolve: %s",
+                     c->listen_host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+            return -1;
+        }
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+            local &= local_address(ai->ai_addr);
+        freeaddrinfo(res);
+        snprintf(where, sizeof where, strchr(c->listen_host, ':') ? "[%.200s]:%u" : "%.200s:%u",
+                 c->listen_host, c->listen_port);
+    }
+    if (local || config_has_auth(c) || !(c->kind_exec || c->kind_http))
+        return 0;
+    snprintf(err, errlen, "[kinds] %s = true with no auth_token, and the listen address %.300s is "
+             "not a loopback address: anyone who can reach it could %s. Set [server] "
+             "auth_token, or listen on 127.0.0.1 or [::1]",
+             c->kind_exec ? "exec" : "http", where,
+             c->kind_exec ? "run programs on this machine" : "make requests from this machine");
+    return -1;
+}
+
+/* allow_root = true makes exec as root possible; it stays worth a line
+ * at every start and reload, since every job then runs as root. */
+static void warn_root(const struct config *c)
+{
+    if (c->kind_exec && geteuid() == 0)
+        log_warnx("exec is enabled and awaitd runs as root (allow_root = true): every job "
+                  "runs as root; prefer running awaitd as an unprivileged user");
+}
+
+/* log_level = debug: one line per task event, from the engine's
+ * listener list. The level is looked at first: at info this costs one
+ * call per event. */
+static void log_task_event(void *arg, aw_task_event_t ev, aw_task_t *t)
+{
+    (void)arg;
+    if (!log_enabled(LOG_LEVEL_DEBUG) || ev == AW_TASK_MARKED)
+        return;
+    const char *msg = aw_task_error_message(t);
+    if (ev == AW_TASK_FORGOTTEN)
+        log_debug("task %s (%s) forgotten", t->id, t->kind->name);
+    else if (ev == AW_TASK_CREATED)
+        log_debug("task %s (%s) created in queue %s", t->id, t->kind->name, t->queue->name);
+    else if (t->error_type != AW_ERR_NONE)
+        log_debug("task %s (%s) %s: %s: %s", t->id, t->kind->name,
+                  aw_task_state_name((aw_task_state_t)t->state),
+                  aw_error_type_name((aw_error_type_t)t->error_type), msg ? msg : "");
+    else
+        log_debug("task %s (%s) %s", t->id, t->kind->name,
+                  aw_task_state_name((aw_task_state_t)t->state));
+}
+
+/* Binds and listens; logs the real address (port 0 picks one). Returns the
+ * socket, or -1 with err set: an address in use is the operator's to fix
+ * like a bad file, so main exits with status 2 for it. Runs before the
+ * loop starts, so its name resolution may block. */
+static int bind_listener(const struct config *c, char *err, size_t errlen)
+{
+    if (c->listen_unix[0]) {
+        int fd = unix_socket_listen(c);     /* logs why it cannot */
+        if (fd >= 0)
+            log_listening(fd, "");
+        err[0] = '\0';
+        return fd;
+    }
     char port[8];
     snprintf(port, sizeof port, "%u", c->listen_port);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE }, *res, *ai;
     int rc = getaddrinfo(c->listen_host, port, &hints, &res);
     if (rc != 0) {
-        log_warnx("cannot resolve listen address %s: %s", c->listen_host, gai_strerror(rc));
+        snprintf(err, errlen, "listen address '%s' does not resolve: %s", c->listen_host,
+                 gai_strerror(rc));
         return -1;
     }
-    int fd = -1;
+    int fd = -1, e = 0;
     for (ai = res; ai; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
+        if (fd < 0) {
+            e = errno;
             continue;
+        }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
             break;
+        e = errno;
         close(fd);
         fd = -1;
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        log_warn("cannot listen on %s:%u", c->listen_host, c->listen_port);
+        snprintf(err, errlen, strchr(c->listen_host, ':') ? "cannot listen on [%s]:%u: %s%s"
+                 : "cannot listen on %s:%u: %s%s", c->listen_host, c->listen_port, strerror(e),
+                 e == EADDRINUSE ? " (another awaitd, or another program, listens there; "
+                 "stop it or choose another port with listen or --listen)" : "");
         return -1;
     }
     log_listening(fd, "");
@@ -149,6 +285,7 @@ static int configure_exec(aw_engine_t *e, const struct config *c, char *err, siz
             .allow = allow, .nallow = n,
             .kill_grace_ms = (int64_t)(c->exec_kill_grace_seconds * 1000),
             .max_output = c->exec_max_output, .allow_root = c->exec_allow_root,
+            .allow_loader_env = c->exec_allow_loader_env,
             .path = c->exec_path,
         };
         rc = aw_engine_configure_kind(e, "exec", &xc, err, errlen) < 0 ? -1 : 0;
@@ -199,6 +336,7 @@ struct app {
     const char         *config_path;    /* --config; NULL: the default file */
     const char         *listen_arg;     /* --listen, re-applied on reload */
     uint32_t            max_connections_asked;  /* before the fd-limit fit */
+    int                 listen_fd;
     bool                stopping;
     aw_waiter_t        *grace;          /* waits out running tasks at stop */
     struct event       *drain_ev;
@@ -276,11 +414,83 @@ static const char *reload_path(const struct app *app)
     return access(DEFAULT_CONFIG, F_OK) == 0 ? DEFAULT_CONFIG : NULL;
 }
 
+static int keep_string(char **slot, const char *cur)
+{
+    char *dup = strdup(cur);
+    if (!dup)
+        return -1;
+    free(*slot);
+    *slot = dup;
+    return 0;
+}
+
+/* The Unix socket and whether TLS is on are fixed when the listener is
+ * made; the certificate files themselves are re-read (reload_tls). */
+static int keep_listeners(const struct config *cur, struct config *next)
+{
+    if (strcmp(next->listen_unix, cur->listen_unix) != 0) {
+        if (next->listen_unix[0])
+            log_warnx("SIGHUP: listen changed to unix:%s; that needs a restart, "
+                      "still listening on the old address", next->listen_unix);
+        else
+            log_warnx("SIGHUP: listen changed to a TCP address; that needs a restart, "
+                      "still listening on unix:%s", cur->listen_unix);
+        if (keep_string(&next->listen_unix, cur->listen_unix) < 0 ||
+            keep_string(&next->listen_host, cur->listen_host) < 0)
+            return -1;
+        next->listen_port = cur->listen_port;
+    }
+    if (next->unix_mode != cur->unix_mode || strcmp(next->unix_group, cur->unix_group) != 0) {
+        if (cur->listen_unix[0])
+            log_warnx("SIGHUP: unix_mode or unix_group changed; that needs a restart, "
+                      "keeping %04o and %s", (unsigned)cur->unix_mode,
+                      cur->unix_group[0] ? cur->unix_group : "the daemon's group");
+        next->unix_mode = cur->unix_mode;
+        if (keep_string(&next->unix_group, cur->unix_group) < 0)
+            return -1;
+    }
+    if (!next->tls_cert[0] != !cur->tls_cert[0]) {
+        log_warnx("SIGHUP: %s; that needs a restart, still serving %s",
+                  cur->tls_cert[0] ? "tls_cert and tls_key were removed" : "tls_cert and tls_key were set",
+                  cur->tls_cert[0] ? "HTTPS" : "plain HTTP");
+        if (keep_string(&next->tls_cert, cur->tls_cert) < 0 ||
+            keep_string(&next->tls_key, cur->tls_key) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* SIGHUP with TLS on: new connections get the pair the files hold now. A
+ * pair that cannot be used keeps the served one (and its file names in
+ * the running configuration), with a warning; the rest of the file still
+ * applies. Never fails: called when nothing else can. */
+static void reload_tls(const struct config *cur, struct config *next)
+{
+    char err[CONFIG_ERR_SIZE], what[512];
+    if (!next->tls_cert[0])
+        return;
+    int rc = tls_reload(next->tls_cert, next->tls_key, err, sizeof err);
+    if (rc < 0) {
+        log_warnx("SIGHUP: %s; still serving the certificate read from %s", err, cur->tls_cert);
+        /* Out of memory leaves the new names; nothing is served from them,
+         * and the next reload reads the files again either way. */
+        if (keep_string(&next->tls_cert, cur->tls_cert) == 0)
+            keep_string(&next->tls_key, cur->tls_key);
+        return;
+    }
+    if (rc == 1) {
+        tls_describe(what, sizeof what);
+        log_info("SIGHUP: new connections get the %s", what);
+    }
+}
+
 /* Carries over what only a restart can change, warning when the new file
  * asks for something else. Returns 0, or -1 when out of memory. */
 static int keep_restart_only(const struct app *app, struct config *next)
 {
     const struct config *cur = app->cfg;
+    if (keep_listeners(cur, next) < 0)
+        return -1;
     if (strcmp(next->listen_host, cur->listen_host) != 0 ||
         next->listen_port != cur->listen_port) {
         log_warnx("SIGHUP: listen changed from %s:%u to %s:%u; that needs a restart, "
@@ -297,6 +507,13 @@ static int keep_restart_only(const struct app *app, struct config *next)
         log_warnx("SIGHUP: max_connections changed to %u; that needs a restart, "
                   "keeping %u", next->max_connections, cur->max_connections);
     next->max_connections = cur->max_connections;
+    if (next->idle_timeout_seconds != cur->idle_timeout_seconds ||
+        next->max_connections_per_client != cur->max_connections_per_client)
+        log_warnx("SIGHUP: idle_timeout_seconds and max_connections_per_client need a "
+                  "restart, keeping %u and %u", cur->idle_timeout_seconds,
+                  cur->max_connections_per_client);
+    next->idle_timeout_seconds = cur->idle_timeout_seconds;
+    next->max_connections_per_client = cur->max_connections_per_client;
     if (strcmp(next->state_dir, cur->state_dir) != 0 || next->sync_full != cur->sync_full) {
         log_warnx("SIGHUP: [storage] changed; that needs a restart, keeping "
                   "state_dir = %s, sync = %s", cur->state_dir[0] ? cur->state_dir : "(memory)",
@@ -345,7 +562,8 @@ static void reload(struct app *app)
     }
     if ((path && config_load(&next, path, err, sizeof err) < 0) ||
         (app->listen_arg && config_set_listen(&next, app->listen_arg, err, sizeof err) < 0) ||
-        check_config(&next, path, err, sizeof err) < 0)
+        check_config(&next, path, err, sizeof err) < 0 ||
+        check_listen(&next, app->listen_fd, err, sizeof err) < 0)
         goto keep;
     if (keep_restart_only(app, &next) < 0) {
         snprintf(err, sizeof err, "out of memory");
@@ -367,9 +585,13 @@ static void reload(struct app *app)
     aw_engine_limits_t lim = {
         .max_tasks = next.max_tasks,
         .retention_ms = (int64_t)(next.retention_seconds * 1000),
+        .max_task_bytes = next.max_task_bytes,
+        .max_result_bytes = next.max_result_bytes,
     };
     aw_engine_set_limits(app->engine, &lim);
     log_set_level(next.log_level);
+    reload_tls(app->cfg, &next);
+    warn_root(&next);
 
     struct config old = *app->cfg;
     *app->cfg = next;
@@ -524,15 +746,30 @@ int main(int argc, char **argv)
     }
     if (check_config(&cfg, config_path, err, sizeof err) < 0)
         die_config(err);
+    /* Under socket activation (systemd sets LISTEN_FDS) the configured
+     * address is not used: the socket passed is checked once it is known. */
+    if ((check_only || !getenv("LISTEN_FDS")) && check_listen(&cfg, -1, err, sizeof err) < 0)
+        die_config(err);
     aw_engine_limits_t lim = {
         .max_tasks = cfg.max_tasks,
         .retention_ms = (int64_t)(cfg.retention_seconds * 1000),
+        .max_task_bytes = cfg.max_task_bytes,
+        .max_result_bytes = cfg.max_result_bytes,
     };
     app.base = event_base_new();
     app.engine = app.base ? aw_engine_new(app.base, &lim) : NULL;
-    if (!app.engine || register_engine(app.engine, &cfg) < 0)
+    if (!app.engine || register_engine(app.engine, &cfg) < 0 ||
+        aw_engine_listen(app.engine, log_task_event, NULL) < 0)
         die_config("out of memory");
     if (configure_exec(app.engine, &cfg, err, sizeof err) < 0)
+        die_config(err);
+    /* A certificate that cannot be served and a socket group that does not
+     * exist are configuration errors: exit 2 before anything listens. */
+    gid_t gid;
+    if (cfg.tls_cert[0] && (check_only ? tls_check(cfg.tls_cert, cfg.tls_key, err, sizeof err)
+                                       : tls_load(cfg.tls_cert, cfg.tls_key, err, sizeof err)) < 0)
+        die_config(err);
+    if (cfg.listen_unix[0] && unix_socket_group(&cfg, &gid, err, sizeof err) < 0)
         die_config(err);
     if (check_only) {
         if (cfg.state_dir[0] && aw_store_check(cfg.state_dir, err, sizeof err) < 0)
@@ -546,6 +783,7 @@ int main(int argc, char **argv)
 
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    warn_root(&cfg);
     /* A file-size limit (ulimit -f) must make a write fail with EFBIG,
      * which the store answers as a full disk, not kill the daemon. */
     signal(SIGXFSZ, SIG_IGN);
@@ -553,6 +791,7 @@ int main(int argc, char **argv)
      * is an error before anything listens, and the tasks are back before
      * the first client can ask for them. */
     if (cfg.state_dir[0] && open_store(&app, &cfg) < 0) {
+        tls_free();
         aw_engine_free(app.engine);
         event_base_free(app.base);
         config_close(&cfg);
@@ -569,9 +808,25 @@ int main(int argc, char **argv)
         log_listening(fd, " (socket activation)");
         if (listen)
             log_warnx("--listen %s ignored: systemd passed the listening socket", listen);
-    } else if ((fd = bind_listener(&cfg)) < 0) {
-        return 1;
+    } else if ((fd = bind_listener(&cfg, err, sizeof err)) < 0) {
+        /* An address in use, a Unix socket path in use or in the way:
+         * the operator's configuration to fix, as a bad file is. Everything
+         * is freed, as on the store's failure above, so leak checkers stay
+         * quiet and the exit status stays 2. */
+        if (err[0])
+            fprintf(stderr, "%sawaitd: %s\n", log_journal() ? "<3>" : "", err);
+        aw_store_close(app.store);
+        aw_engine_free(app.engine);
+        event_base_free(app.base);
+        tls_free();
+        config_close(&cfg);
+        return 2;
     }
+    /* Where it really listens: systemd's socket, or a bound one when
+     * LISTEN_FDS named another process. */
+    if (check_listen(&cfg, fd, err, sizeof err) < 0)
+        die_config(err);
+    app.listen_fd = fd;
 
     api_init();
     app.http = http_server_new(app.base, &cfg, app.engine, app.store, fd, api_handle);
@@ -591,6 +846,11 @@ int main(int argc, char **argv)
             evsignal_add(sigs[i], NULL) < 0)
             fatal("cannot install signal handlers");
 
+    if (cfg.tls_cert[0]) {
+        char what[512];
+        tls_describe(what, sizeof what);
+        log_info("serving HTTPS: %s", what);
+    }
     log_info("awaitd %s ready", AWAITD_VERSION);
     service_ready(app.svc);
     event_base_dispatch(app.base);
@@ -598,6 +858,8 @@ int main(int argc, char **argv)
     if (app.store)
         aw_store_on_commit(app.store, NULL, NULL);  /* the server goes first */
     http_server_free(app.http);
+    unix_socket_remove();
+    tls_free();                         /* after MHD: no handshake is left */
     events_free();
     aw_store_close(app.store);          /* commits the last changes */
     aw_engine_free(app.engine);         /* kills and reaps running jobs; frees

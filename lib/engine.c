@@ -15,6 +15,14 @@
  * or aw_task_discard; a cancel or delete may be marked (aw_task_ask) so that
  * the store writes what it will do before anyone carries it out.
  *
+ * Memory: max_tasks bounds only unfinished tasks, and a finished one may
+ * keep a large result for its whole retention, so every held task also
+ * counts its bytes (aw_task_bytes) in stats.held_bytes, taken at admission
+ * and again at its finish, and given back when it leaves the table. A
+ * create that would pass max_task_bytes is refused (AW_EBUDGET); the
+ * per-task counts by kind and queue kept beside it let task_list.c answer
+ * a filter that cannot match without walking the tasks.
+ *
  * Re-entrancy: a kind may finish a task inside start (a zero-second sleep),
  * and finishing frees a queue slot that starts the next task. Queue dispatch
  * is therefore a loop guarded against recursion, so a long queue of instant
@@ -28,6 +36,7 @@
 
 #include "clock.h"
 #include "engine_impl.h"
+#include "json_text.h"
 #include "errors.h"
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -216,6 +225,11 @@ void aw_engine_set_limits(aw_engine_t *e, const aw_engine_limits_t *lim)
     e->limits = *lim;
 }
 
+const aw_engine_limits_t *aw_engine_limits(const aw_engine_t *e)
+{
+    return &e->limits;
+}
+
 const aw_queue_t *aw_engine_queues(const aw_engine_t *e)
 {
     return e->queues;
@@ -260,6 +274,43 @@ static void observe(aw_engine_t *e, aw_task_t *t)
     aw__engine_notify(e, AW_TASK_CHANGED, t);
 }
 
+/* ---- the memory budget ---- */
+
+static uint64_t str_bytes(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+uint64_t aw_task_bytes(const aw_task_t *t)
+{
+    uint64_t n = sizeof *t + strlen(t->args) + 1 + str_bytes(t->result);
+    if (t->extra)
+        n += sizeof *t->extra + str_bytes(t->extra->name) +
+             str_bytes(t->extra->idempotency_key) + str_bytes(t->extra->error_message);
+    if (t->kind && t->kind->bytes)
+        n += t->kind->bytes(t);
+    return n;
+}
+
+/* Counts t at its size now; what was counted for it before is replaced,
+ * so held_bytes always holds exactly the sum of the tasks' t->bytes. */
+static void count_bytes(aw_engine_t *e, aw_task_t *t)
+{
+    uint64_t n = aw_task_bytes(t);
+    e->stats.held_bytes = e->stats.held_bytes - t->bytes + n;
+    t->bytes = n;
+}
+
+/* t leaves the table: its bytes, and its place in the kind's and queue's
+ * counts, are given back. */
+static void uncount(aw_engine_t *e, aw_task_t *t)
+{
+    e->stats.held_bytes -= t->bytes;
+    t->bytes = 0;
+    kind_stats(e, t->kind)->held--;
+    t->queue->held--;
+}
+
 /* ---- state transitions ---- */
 
 static void set_state(aw_engine_t *e, aw_task_t *t, aw_task_state_t s)
@@ -299,6 +350,7 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
     t->result = result;
     /* Out of memory loses only the message; the type still says why. */
     aw__task_set_string(t, AW_TASK_ERROR_MESSAGE, message);
+    count_bytes(e, t);                  /* its result and message */
     e->unfinished--;
     kind_stats(e, t->kind)->finished[s]++;
     /* Retention goes through the heap even when it is 0, so that a task is
@@ -384,7 +436,13 @@ static int stop_running(aw_engine_t *e, aw_task_t *t, aw_stop_reason_t why)
 aw_task_t *aw__task_new(const aw_kind_t *k, aw_queue_t *q, json_t *args,
                         int64_t timeout_ms)
 {
-    char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    /* Written once, exactly (json_text.h): kinds and the store read this
+     * text back, and a lossy copy changed numbers and even made some
+     * args unreadable. */
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_json_write(&b, args);
+    char *text = aw_buf_steal(&b, NULL);
     aw_task_t *t = text ? aw__task_new_text(k, q, text, timeout_ms) : NULL;
     free(text);
     return t;
@@ -416,6 +474,9 @@ int aw__engine_admit(aw_engine_t *e, aw_task_t *t)
     e->stats.held[t->state]++;
     if (!aw_task_done(t))
         e->unfinished++;
+    kind_stats(e, t->kind)->held++;
+    t->queue->held++;
+    count_bytes(e, t);
     return 0;
 }
 
@@ -454,6 +515,15 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
         rc = aw__task_set_string(t, AW_TASK_NAME, spec->name);
     if (rc == 0)
         rc = aw__task_set_string(t, AW_TASK_IDEMPOTENCY_KEY, spec->idempotency_key);
+    /* Last, when every string it keeps is set: the budget counts them. */
+    if (rc == 0 && e->limits.max_task_bytes &&
+        e->stats.held_bytes + aw_task_bytes(t) > e->limits.max_task_bytes) {
+        snprintf(err, errlen, "the tasks held take %llu bytes of the %llu of max_task_bytes; "
+                 "delete finished tasks or retry later",
+                 (unsigned long long)e->stats.held_bytes,
+                 (unsigned long long)e->limits.max_task_bytes);
+        rc = AW_EBUDGET;
+    }
     json_decref(empty);
     if (rc < 0) {
         aw_task_unref(t);
@@ -514,6 +584,7 @@ void aw_task_discard(aw_engine_t *e, aw_task_t *t)
         e->unfinished--;
     ks->created--;
     e->stats.held[t->state]--;
+    uncount(e, t);
     aw__engine_notify(e, AW_TASK_FORGOTTEN, t);
     aw__table_remove(&e->table, t);
     dispatch(e, t->queue);
@@ -569,6 +640,7 @@ int aw_task_forget(aw_engine_t *e, aw_task_t *t)
     aw_heap_remove(&e->heap, &t->deadline);
     aw__engine_arm(e);
     e->stats.held[t->state]--;
+    uncount(e, t);
     aw__engine_notify(e, AW_TASK_FORGOTTEN, t);
     aw__table_remove(&e->table, t);
     return 0;

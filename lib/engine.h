@@ -31,6 +31,16 @@ typedef struct aw_engine aw_engine_t;
 typedef struct aw_engine_limits {
     uint64_t max_tasks;         /* unfinished tasks; 0 = unlimited */
     int64_t  retention_ms;      /* finished tasks are forgotten after this */
+    /* The bytes every held task takes together (see aw_task_bytes):
+     * a create is refused with AW_EBUDGET when it would go over; 0 =
+     * unlimited. A kind counts what it will keep from the create on when
+     * it can (sleep); output that arrives later (exec) may take the total
+     * over by what the running jobs keep. */
+    uint64_t max_task_bytes;
+    /* The most a task's result may be (a sleep's
+     * args.result is refused at create, AW_ETOOBIG; an exec job keeps at
+     * most this many bytes of stdout and stderr together); 0 = unlimited. */
+    uint64_t max_result_bytes;
 } aw_engine_limits_t;
 
 typedef struct aw_task_spec {
@@ -49,11 +59,13 @@ typedef struct aw_kind_stats {
     bool             enabled;
     uint64_t         created;
     uint64_t         finished[AW_NSTATES];
+    uint64_t         held;      /* tasks of this kind held now */
 } aw_kind_stats_t;
 
 typedef struct aw_engine_stats {
     uint64_t        held[AW_NSTATES];   /* tasks held, by state */
     uint64_t        waiters;            /* waiters not yet fired */
+    uint64_t        held_bytes;         /* every held task's aw_task_bytes */
     size_t          nkinds;
     aw_kind_stats_t kinds[AW_MAX_KINDS];
 } aw_engine_stats_t;
@@ -85,6 +97,8 @@ int  aw_engine_configure_kind(aw_engine_t *e, const char *name, const void *conf
  * aw_engine_enable_kind returns 0 or AW_EKIND when no such kind. */
 int  aw_engine_enable_kind(aw_engine_t *e, const char *name, bool enabled);
 void aw_engine_set_limits(aw_engine_t *e, const aw_engine_limits_t *lim);
+/* The limits in force (kinds read max_result_bytes at prepare). */
+const aw_engine_limits_t *aw_engine_limits(const aw_engine_t *e);
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out);
 /* The queues, for reports: follow ->next from the first. */
 const struct aw_queue *aw_engine_queues(const aw_engine_t *e);
@@ -128,7 +142,8 @@ void aw_engine_run_due(aw_engine_t *e);
  * with start_after_commit is not queued, until aw_task_release; or it is
  * removed again by aw_task_discard.
  * Errors: AW_EKIND, AW_EINVAL (err says what), AW_EQUEUE, AW_EDISABLED,
- * AW_EFORBIDDEN, AW_ECAPACITY, -ENOMEM. The task is owned by the engine;
+ * AW_EFORBIDDEN, AW_ETOOBIG (a result over max_result_bytes), AW_ECAPACITY,
+ * AW_EBUDGET (max_task_bytes would be passed), -ENOMEM. The task is owned by the engine;
  * *out stays valid until control returns to the loop. */
 int  aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
                     aw_task_t **out, char *err, size_t errlen);
@@ -146,6 +161,12 @@ aw_task_t *aw_task_find_idempotent(const aw_engine_t *e, const char *key);
  * and the one after t. For paging GET /v1/tasks; they skip held tasks. */
 aw_task_t *aw_task_after(const aw_engine_t *e, const char *after);
 aw_task_t *aw_task_next(const aw_task_t *t);
+/* The bytes a task is counted for in held_bytes: its record, args,
+ * result, name, key and error strings, and what its kind keeps for it
+ * (an exec job's output buffers). Allocator overhead and the indexes are
+ * not counted. Taken at admission and again when the task finishes, and
+ * given back when it leaves the table. */
+uint64_t aw_task_bytes(const aw_task_t *t);
 
 /* Cancels. Returns 0 when the task is cancelled before return, 1 when the
  * cancellation is under way (it finishes later), AW_EDONE when it had

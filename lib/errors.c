@@ -21,6 +21,8 @@ const char *aw_strerror(int code)
     case AW_EFORBIDDEN: return "not allowed";
     case AW_ENOOUTPUT:  return "task kind keeps no output";
     case AW_ESTORAGE:   return "the change could not be stored";
+    case AW_EBUDGET:    return "held tasks take their whole memory budget";
+    case AW_ETOOBIG:    return "result larger than max_result_bytes";
     }
     return code < 0 && code > AW_EBASE ? strerror(-code) : "unknown error";
 }

@@ -23,6 +23,8 @@ enum {
     AW_EFORBIDDEN,          /* the kind refuses this program or host */
     AW_ENOOUTPUT,           /* the task's kind keeps no output */
     AW_ESTORAGE,            /* the store could not commit the change */
+    AW_EBUDGET,             /* held tasks take max_task_bytes already */
+    AW_ETOOBIG,             /* a result larger than max_result_bytes */
     AW_ENOMEM_ = -12,       /* = -ENOMEM, listed here so the table names it */
 };
 

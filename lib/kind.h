@@ -78,6 +78,10 @@ typedef struct aw_kind {
      * the store so that the next start can kill what a crash of the
      * daemon left behind. */
     pid_t (*process_group)(const aw_task_t *t);
+    /* Optional: the bytes the kind keeps for t besides its args and
+     * result (exec: the job and its output buffers), for the engine's
+     * memory budget. Read when t is admitted and when it finishes. */
+    size_t (*bytes)(const aw_task_t *t);
 } aw_kind_t;
 
 extern const aw_kind_t aw_kind_sleep;

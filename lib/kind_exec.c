@@ -4,10 +4,15 @@
  *
  * A job's life, all on the libevent base:
  *   prepare  checks args, resolves argv[0] to an absolute path, applies the
- *            allow-list and the root rule; nothing runs yet.
- *   start    spawns the program in its own process group; its stdout and
- *            stderr are non-blocking read events, stdin (when given) a write
- *            event, and its exit a read event on a pidfd (a short poll timer
+ *            allow-list (to its realpath), the loader-variable rule and the
+ *            root rule; nothing runs yet.
+ *   start    checks all of that again against the configuration of now (a
+ *            reload may have narrowed it; a link may have moved: the task
+ *            then fails "forbidden"), and spawns the resolved file that
+ *            passed, never the path as given (see recheck for the window
+ *            left), in its own process group; its stdout and stderr are
+ *            non-blocking read events, stdin (when given) a write event,
+ *            and its exit a read event on a pidfd (a short poll timer
  *            where the kernel has no pidfd_open). SIGCHLD stays at its
  *            default and nobody calls a blocking waitpid.
  *   exit     the pidfd turns readable when the child is a zombie. Its pid
@@ -47,6 +52,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "errors.h"
+#include "json_text.h"
 #include "kind_exec.h"
 #include "child.h"
 #include "utf8.h"
@@ -63,16 +69,20 @@
 
 struct exec_cfg {
     char  **allow;
+    char  **canon;                  /* allow[i] with the symlinks of its
+                                     * directory resolved; NULL: same or
+                                     * unresolvable */
     size_t  nallow;
     int64_t kill_grace_ms;
     size_t  max_output;
     bool    allow_root;
+    bool    allow_loader_env;
     char   *path;                   /* NULL: AW_EXEC_DEFAULT_PATH */
 };
 
 static void free_strings(char **v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; v && i < n; i++)
         free(v[i]);
     free(v);
 }
@@ -80,6 +90,7 @@ static void free_strings(char **v, size_t n)
 static void cfg_clear(struct exec_cfg *cfg)
 {
     free_strings(cfg->allow, cfg->nallow);
+    free_strings(cfg->canon, cfg->nallow);
     free(cfg->path);
     *cfg = (struct exec_cfg){ .kill_grace_ms = AW_EXEC_DEFAULT_GRACE_MS,
                               .max_output = AW_EXEC_DEFAULT_MAX_OUTPUT };
@@ -102,6 +113,50 @@ static void exec_fini(void *state)
     free(state);
 }
 
+/* The allow entry with the symlinks of its fixed part resolved: programs
+ * are matched by their realpath, so "/bin/true" must also be known as
+ * "/usr/bin/true" where /bin is a link to usr/bin, and a glob's directory
+ * likewise. The fixed part is the whole entry when it has no glob
+ * character (a link to the program then allows its target), else the
+ * directories before the first component that has one. NULL when that
+ * part does not resolve (yet) or nothing changes: the entry still matches
+ * as written. Blocking file system calls, at start-up and SIGHUP only. */
+static char *canonical_entry(const char *entry)
+{
+    char real[PATH_MAX], prefix[PATH_MAX];
+    size_t glob = strcspn(entry, "*?[\\");
+    const char *rest;
+    if (entry[glob] == '\0') {
+        if (realpath(entry, real))
+            return strcmp(real, entry) ? strdup(real) : NULL;
+        rest = strrchr(entry, '/');                 /* the program may not exist yet */
+    } else {
+        rest = entry + glob;
+        while (rest > entry && *rest != '/')
+            rest--;
+    }
+    size_t n = (size_t)(rest - entry);
+    if (n >= sizeof prefix)
+        return NULL;
+    memcpy(prefix, entry, n);
+    prefix[n] = '\0';
+    if (!realpath(n ? prefix : "/", real))
+        return NULL;
+    size_t rl = strlen(real);
+    if (rl == 1)
+        rl = 0;                                     /* "/" + "/x", not "//x" */
+    char *out = malloc(rl + strlen(rest) + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, real, rl);
+    strcpy(out + rl, rest);
+    if (strcmp(out, entry) == 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static int exec_configure(void *state, const void *config, char *err, size_t errlen)
 {
     struct exec_cfg *cfg = state;
@@ -118,21 +173,27 @@ static int exec_configure(void *state, const void *config, char *err, size_t err
         }
     }
     char **allow = c->nallow ? calloc(c->nallow, sizeof *allow) : NULL;
+    char **canon = c->nallow ? calloc(c->nallow, sizeof *canon) : NULL;
     char *path = c->path ? strdup(c->path) : NULL;
-    bool failed = (c->nallow && !allow) || (c->path && !path);
-    for (size_t i = 0; !failed && i < c->nallow; i++)
+    bool failed = (c->nallow && (!allow || !canon)) || (c->path && !path);
+    for (size_t i = 0; !failed && i < c->nallow; i++) {
         failed = !(allow[i] = strdup(c->allow[i]));
+        canon[i] = failed ? NULL : canonical_entry(c->allow[i]);
+    }
     if (failed) {
-        free_strings(allow, allow ? c->nallow : 0);
+        free_strings(allow, c->nallow);
+        free_strings(canon, c->nallow);
         free(path);
         return -ENOMEM;
     }
     cfg_clear(cfg);
     cfg->allow = allow;
+    cfg->canon = canon;
     cfg->nallow = c->nallow;
     cfg->kill_grace_ms = c->kill_grace_ms;
     cfg->max_output = c->max_output;
     cfg->allow_root = c->allow_root;
+    cfg->allow_loader_env = c->allow_loader_env;
     cfg->path = path;
     return 0;
 }
@@ -140,7 +201,30 @@ static int exec_configure(void *state, const void *config, char *err, size_t err
 static bool allowed(const struct exec_cfg *cfg, const char *path)
 {
     for (size_t i = 0; i < cfg->nallow; i++)
-        if (fnmatch(cfg->allow[i], path, FNM_PATHNAME) == 0)
+        if (fnmatch(cfg->allow[i], path, FNM_PATHNAME) == 0 ||
+            (cfg->canon[i] && fnmatch(cfg->canon[i], path, FNM_PATHNAME) == 0))
+            return true;
+    return false;
+}
+
+/* Variables that make the dynamic loader or glibc load code or data of
+ * the client's choosing into an allowed program: every LD_* (LD_PRELOAD,
+ * LD_LIBRARY_PATH, LD_AUDIT...), and from glibc's own list of variables
+ * it drops for set-user-ID programs (unsecvars.h) those that load modules
+ * or files it parses as code or formats: GCONV_PATH (iconv modules),
+ * GETCONF_DIR (getconf runs programs from it), GLIBC_TUNABLES, LOCPATH,
+ * NLSPATH (format strings) and MALLOC_TRACE (writes where it says).
+ * Not the resolver's variables, TMPDIR or TZDIR: they choose data, not
+ * code, and jobs need TMPDIR. */
+static bool loader_var(const char *name)
+{
+    static const char *const names[] = {
+        "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH", "MALLOC_TRACE",
+    };
+    if (strncmp(name, "LD_", 3) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0)
             return true;
     return false;
 }
@@ -170,6 +254,8 @@ struct job {
     struct event_base *base;
     char              *path;        /* resolved program; NULL: not found */
     size_t             max_output;
+    uint64_t           max_kept;    /* stdout and stderr together: the
+                                       engine's max_result_bytes; 0: no cap */
     pid_t              pid;         /* 0 before start */
     int                pidfd;
     struct event      *exit_ev;     /* on the pidfd, or the poll timer */
@@ -230,6 +316,12 @@ static void wake_watchers(struct job *j)
 static bool keep(struct job *j, struct output *o, const char *p, size_t n)
 {
     size_t room = o->len < j->max_output ? j->max_output - o->len : 0;
+    /* The result keeps both streams for the task's retention: together
+     * they stay within max_result_bytes as well. */
+    uint64_t both = (uint64_t)j->out[0].len + j->out[1].len;
+    if (j->max_kept && room > 0)
+        room = both >= j->max_kept ? 0
+             : (uint64_t)room < j->max_kept - both ? room : (size_t)(j->max_kept - both);
     size_t take = n < room ? n : room;
     if (take && o->cap - o->len < take) {
         size_t cap = o->cap ? o->cap : 4096;
@@ -499,6 +591,12 @@ static int check_shape(json_t *args, char *err, size_t errlen)
     }
     if (cwd && !json_is_null(cwd) && (!c_string(cwd) || json_string_value(cwd)[0] != '/'))
         return bad(err, errlen, "args.cwd must be an absolute path");
+    /* "Paths with .. are refused" holds for cwd too, also when a bare
+     * argv[0] means cwd is never joined with it in resolve(). */
+    char joined[PATH_MAX];
+    if (cwd && !json_is_null(cwd) &&
+        aw_path_join(NULL, json_string_value(cwd), joined, sizeof joined) == -EINVAL)
+        return bad(err, errlen, "args.cwd must not contain '..'");
     if (in && !json_is_null(in) && !json_is_string(in))
         return bad(err, errlen, "args.stdin must be a string");
     if (max_output && !json_is_null(max_output) &&
@@ -519,6 +617,54 @@ static const char *child_path(const struct exec_cfg *cfg, json_t *args)
     return p ? p : cfg->path ? cfg->path : AW_EXEC_DEFAULT_PATH;
 }
 
+/* The allow-list applied to the file that path names: its realpath, with
+ * no symlink left, must match, so a link inside an allowed directory
+ * cannot lead out of it. Returns 0 with real set, or real[0] == '\0' and
+ * *errnum set when path does not resolve (no such file, yet): then the
+ * path as written must match, and the job fails with spawn_error at its
+ * start, where this is checked again. Else AW_EFORBIDDEN with err set. */
+static int check_program(const struct exec_cfg *cfg, const char *path, char *real,
+                         int *errnum, char *err, size_t errlen)
+{
+    *errnum = 0;
+    if (realpath(path, real)) {
+        if (allowed(cfg, real))
+            return 0;
+        if (strcmp(real, path) == 0)
+            snprintf(err, errlen, "'%.200s' is not on the exec allow-list", path);
+        else
+            snprintf(err, errlen, "'%.200s' resolves to '%.200s', which is not on the "
+                     "exec allow-list", path, real);
+        return AW_EFORBIDDEN;
+    }
+    *errnum = errno;
+    real[0] = '\0';
+    if (allowed(cfg, path))
+        return 0;
+    snprintf(err, errlen, "'%.200s' is not on the exec allow-list", path);
+    return AW_EFORBIDDEN;
+}
+
+/* Refused rather than dropped: a job whose environment differs from what
+ * its client sent would fail later for a reason nobody can see, while a
+ * 403 says at once what is wrong and what the operator can change. */
+static int check_env(const struct exec_cfg *cfg, json_t *args, char *err, size_t errlen)
+{
+    const char *k;
+    json_t *v;
+    if (cfg->allow_loader_env)
+        return 0;
+    json_object_foreach(json_object_get(args, "env"), k, v) {
+        if (loader_var(k)) {
+            snprintf(err, errlen, "args.env: '%.64s' would change what the dynamic loader "
+                     "or the C library loads into the program; it is refused unless the "
+                     "configuration sets allow_loader_env", k);
+            return AW_EFORBIDDEN;
+        }
+    }
+    return 0;
+}
+
 /* Resolves argv[0] into path (PATH_MAX). Returns 0 (path[0] == '\0' when
  * a bare name is nowhere in PATH but would be allowed: the task then fails
  * with spawn_error), AW_EINVAL or AW_EFORBIDDEN. */
@@ -528,6 +674,8 @@ static int resolve(const struct exec_cfg *cfg, json_t *args, char *path,
     const char *argv0 = json_string_value(json_array_get(json_object_get(args, "argv"), 0));
     const char *cwd = optional_string(args, "cwd");
     int rc;
+    char real[PATH_MAX];
+    int errnum;
     if (strchr(argv0, '/')) {
         if (argv0[0] != '/' && !cwd)
             return bad(err, errlen, "a relative args.argv[0] needs args.cwd");
@@ -536,17 +684,10 @@ static int resolve(const struct exec_cfg *cfg, json_t *args, char *path,
             return bad(err, errlen, "args.argv[0] must not contain '..'");
         if (rc < 0)
             return bad(err, errlen, "args.argv[0] is too long");
-        if (allowed(cfg, path))
-            return 0;
-        snprintf(err, errlen, "'%.200s' is not on the exec allow-list", path);
-        return AW_EFORBIDDEN;
+        return check_program(cfg, path, real, &errnum, err, errlen);
     }
-    if (cfg->nallow && aw_path_lookup(argv0, child_path(cfg, args), path, PATH_MAX) == 0) {
-        if (allowed(cfg, path))
-            return 0;
-        snprintf(err, errlen, "'%.200s' is not on the exec allow-list", path);
-        return AW_EFORBIDDEN;
-    }
+    if (cfg->nallow && aw_path_lookup(argv0, child_path(cfg, args), path, PATH_MAX) == 0)
+        return check_program(cfg, path, real, &errnum, err, errlen);
     /* Not found: allowed if it would be where PATH could have had it, so
      * that a missing program is a spawn_error as for an absolute path. */
     const char *p = child_path(cfg, args);
@@ -588,6 +729,8 @@ static int exec_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
     }
     if ((rc = resolve(cfg, args, path, err, errlen)) < 0)
         return rc;
+    if ((rc = check_env(cfg, args, err, errlen)) < 0)
+        return rc;
     const char *cwd = optional_string(args, "cwd");
     if (cwd && stat(cwd, &st) < 0) {
         snprintf(err, errlen, "args.cwd '%.200s': %s", cwd, strerror(errno));
@@ -607,6 +750,7 @@ static int exec_prepare(aw_engine_t *e, aw_task_t *t, json_t *args,
     j->max_output = cfg->max_output;
     if (json_is_integer(mo) && (uint64_t)json_integer_value(mo) < j->max_output)
         j->max_output = (size_t)json_integer_value(mo);
+    j->max_kept = aw_engine_limits(e)->max_result_bytes;
     j->e = e;
     j->t = t;
     j->base = aw_engine_base(e);
@@ -692,6 +836,45 @@ static int watch_child(struct job *j, const aw_child_t *c)
     return 0;
 }
 
+/* The configuration now, at the moment the program would run: a reload
+ * may have disabled exec or narrowed the allow-list since the task was
+ * created, and the file a path names may have changed. Returns 0 with real
+ * set to the checked file to execute (real[0] == '\0': it does not
+ * resolve, *errnum says why), or AW_EFORBIDDEN with err set.
+ *
+ * Why the resolved path and not an fd (fexecve): a script run from an fd
+ * needs that fd open in its interpreter (/dev/fd/N), which would break
+ * the promise of fds 0-2 only, or scripts. What is left is the moment
+ * between this realpath and the execve: a path with no symlink in it can
+ * only change by a write to one of its directories, and whoever can do
+ * that can replace an allowed program anyway. */
+static int recheck(aw_engine_t *e, const struct job *j, json_t *args, char *real,
+                   int *errnum, char *err, size_t errlen)
+{
+    const struct exec_cfg *cfg = j->cfg;
+    if (!aw_engine_kind_enabled(e, aw_kind_exec.name)) {
+        snprintf(err, errlen, "not started: the exec kind was disabled by configuration "
+                 "after the task was created");
+        return AW_EFORBIDDEN;
+    }
+    if (geteuid() == 0 && !cfg->allow_root) {
+        snprintf(err, errlen, "not started: the daemon runs as root and its configuration "
+                 "does not allow exec as root (allow_root)");
+        return AW_EFORBIDDEN;
+    }
+    char why[PATH_MAX + 200];
+    int rc = check_env(cfg, args, why, sizeof why);
+    if (rc == 0 && j->path) {
+        rc = check_program(cfg, j->path, real, errnum, why, sizeof why);
+    } else if (rc == 0) {
+        real[0] = '\0';                   /* a bare name found nowhere */
+        *errnum = ENOENT;
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "not started: %s", why);
+    return rc;
+}
+
 static void exec_start(aw_engine_t *e, aw_task_t *t)
 {
     struct job *j = t->kdata.p;
@@ -703,11 +886,19 @@ static void exec_start(aw_engine_t *e, aw_task_t *t)
     }
     j->e = e;
     j->t = t;
-    if (!j->path) {
-        spawn_failed(j, ENOENT);
+    json_t *args = json_loads(t->args, JSON_ALLOW_NUL, NULL);
+    char real[PATH_MAX], why[PATH_MAX + 256];
+    int errnum = 0;
+    if (args && recheck(e, j, args, real, &errnum, why, sizeof why) < 0) {
+        json_decref(args);
+        aw_task_fail(e, t, AW_ERR_FORBIDDEN, why, NULL);
         return;
     }
-    json_t *args = json_loads(t->args, JSON_ALLOW_NUL, NULL);
+    if (args && !real[0]) {
+        json_decref(args);
+        spawn_failed(j, errnum);
+        return;
+    }
     char **argv = NULL, **envp = NULL;
     int rc = args ? build_vectors(j->cfg, args, &argv, &envp) : -ENOMEM;
     json_t *in = json_object_get(args, "stdin");
@@ -721,7 +912,7 @@ static void exec_start(aw_engine_t *e, aw_task_t *t)
     aw_child_t c;
     if (rc == 0) {
         aw_spawn_opts_t o = {
-            .path = j->path, .argv = argv, .envp = envp,
+            .path = real, .argv = argv, .envp = envp,
             .cwd = json_string_value(json_object_get(args, "cwd")),
             .stdin_pipe = json_is_string(in),
         };
@@ -825,8 +1016,14 @@ static struct job *job_of(const aw_task_t *t)
 static int stored_output(const aw_task_t *t, int stream, const char **data, size_t *len)
 {
     static char *scratch;
-    json_t *r = t->result ? json_loads(t->result, JSON_ALLOW_NUL, NULL) : NULL;
-    json_t *v = json_object_get(r, stream == AW_STDOUT ? "stdout" : "stderr");
+    /* Only the one string is decoded, not the whole result (the other
+     * stream can be megabytes too). */
+    const char *text;
+    size_t tlen;
+    json_t *v = t->result && aw_json_member(t->result, strlen(t->result),
+                                            stream == AW_STDOUT ? "stdout" : "stderr",
+                                            &text, &tlen)
+        ? json_loadb(text, tlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
     size_t n = json_string_length(v);
     char *p = json_is_string(v) ? realloc(scratch, n + 1) : NULL;
     if (p) {
@@ -835,7 +1032,7 @@ static int stored_output(const aw_task_t *t, int stream, const char **data, size
     }
     *data = p ? p : "";
     *len = p ? n : 0;
-    json_decref(r);
+    json_decref(v);
     return 0;
 }
 
@@ -931,6 +1128,17 @@ static void exec_unwatch(aw_output_watch_t *w)
     aw_task_unref(t);
 }
 
+/* The job and what it keeps: its output buffers and what stdin has
+ * still to write. */
+static size_t exec_bytes(const aw_task_t *t)
+{
+    const struct job *j = t->kdata.p;
+    if (!j)
+        return 0;
+    return sizeof *j + j->out[0].cap + j->out[1].cap + (j->in_data ? j->in_len : 0) +
+           (j->path ? strlen(j->path) + 1 : 0);
+}
+
 static pid_t exec_process_group(const aw_task_t *t)
 {
     const struct job *j = t->kdata.p;
@@ -952,4 +1160,5 @@ const aw_kind_t aw_kind_exec = {
     .watch = exec_watch,
     .unwatch = exec_unwatch,
     .process_group = exec_process_group,
+    .bytes = exec_bytes,
 };

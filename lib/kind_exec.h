@@ -27,13 +27,17 @@
 typedef struct aw_exec_config {
     /* Programs that may run: absolute paths or fnmatch(3) globs with
      * FNM_PATHNAME ("*" stays inside one path component), matched against
-     * the resolved absolute path. Empty: nothing may run. */
+     * the program's fully resolved path (realpath: no symlink left), both
+     * as written and with the symlinks of their own directories resolved
+     * when configured. Empty: nothing may run. */
     const char *const *allow;
     size_t      nallow;
     int64_t     kill_grace_ms;  /* SIGTERM -> SIGKILL; >= 0 */
     size_t      max_output;     /* per stream: the default and the ceiling
                                  * of args.max_output */
     bool        allow_root;     /* run jobs while the daemon's euid is 0 */
+    bool        allow_loader_env;   /* let args.env set the dynamic loader's
+                                     * variables (LD_*, GCONV_PATH...: see kind_exec.c) */
     const char *path;           /* PATH for jobs whose env has none; NULL:
                                  * AW_EXEC_DEFAULT_PATH */
 } aw_exec_config_t;

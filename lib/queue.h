@@ -19,6 +19,7 @@ typedef struct aw_queue {
     uint32_t         concurrency;   /* 0 = unlimited */
     uint32_t         running;
     uint64_t         npending;
+    uint64_t         held;          /* tasks of this queue held, any state */
     aw_task_t       *head, *tail;   /* pending FIFO */
     struct aw_queue *next;          /* engine's list */
 } aw_queue_t;

@@ -43,6 +43,7 @@ typedef enum aw_error_type {
     AW_ERR_SPAWN,           /* "spawn_error" */
     AW_ERR_HTTP,            /* "http_error" */
     AW_ERR_INTERRUPTED,     /* "interrupted" */
+    AW_ERR_FORBIDDEN,       /* "forbidden": the configuration refused it at start */
     AW_NERRTYPES
 } aw_error_type_t;
 
@@ -86,6 +87,8 @@ struct aw_task {
         void   *p;
     } kdata;
     aw_heap_node_t        deadline;     /* wake/timeout or retention */
+    uint64_t              bytes;        /* counted in the engine's held_bytes
+                                           (aw_task_bytes when last taken) */
     uint32_t              refs;
     uint8_t               state;        /* aw_task_state_t */
     uint8_t               error_type;   /* aw_error_type_t */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "siphash.h"
 #include "task_table.h"
 
 struct aw_idem_entry {
@@ -17,17 +18,19 @@ struct aw_idem_entry {
     aw_task_t       *task;          /* the key string is the task's own */
 };
 
-static uint64_t fnv1a(const char *s)
+/* Keys and ids come from clients, so the hash is keyed (siphash.h): with
+ * an unkeyed one a client could craft keys that share one chain. */
+static uint64_t key_hash(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
-    return h;
+    return aw_strhash(s);
 }
 
 int aw__table_init(aw_task_table_t *tb)
 {
     memset(tb, 0, sizeof *tb);
+    int rc = aw_strhash_init();
+    if (rc < 0)
+        return rc;
     tb->nbuckets = 1024;
     tb->buckets = calloc(tb->nbuckets, sizeof *tb->buckets);
     tb->nkeys_buckets = 64;
@@ -56,7 +59,7 @@ static int grow_ids(aw_task_table_t *tb)
     if (!b)
         return -ENOMEM;
     for (aw_task_t *t = tb->first; t; t = t->next) {
-        size_t i = fnv1a(t->id) & (n - 1);
+        size_t i = key_hash(t->id) & (n - 1);
         t->hash_next = b[i];
         b[i] = t;
     }
@@ -76,7 +79,7 @@ static int grow_keys(aw_task_table_t *tb)
         aw_idem_entry_t *e, *next;
         for (e = tb->keys[i]; e; e = next) {
             next = e->next;
-            size_t j = fnv1a(aw_task_idempotency_key(e->task)) & (n - 1);
+            size_t j = key_hash(aw_task_idempotency_key(e->task)) & (n - 1);
             e->next = b[j];
             b[j] = e;
         }
@@ -94,7 +97,7 @@ static int insert_key(aw_task_table_t *tb, aw_task_t *t)
     aw_idem_entry_t *e = malloc(sizeof *e);
     if (!e)
         return -ENOMEM;
-    size_t i = fnv1a(aw_task_idempotency_key(t)) & (tb->nkeys_buckets - 1);
+    size_t i = key_hash(aw_task_idempotency_key(t)) & (tb->nkeys_buckets - 1);
     e->task = t;
     e->next = tb->keys[i];
     tb->keys[i] = e;
@@ -104,7 +107,7 @@ static int insert_key(aw_task_table_t *tb, aw_task_t *t)
 
 static void remove_key(aw_task_table_t *tb, aw_task_t *t)
 {
-    size_t i = fnv1a(aw_task_idempotency_key(t)) & (tb->nkeys_buckets - 1);
+    size_t i = key_hash(aw_task_idempotency_key(t)) & (tb->nkeys_buckets - 1);
     for (aw_idem_entry_t **pp = &tb->keys[i]; *pp; pp = &(*pp)->next) {
         if ((*pp)->task == t) {
             aw_idem_entry_t *e = *pp;
@@ -123,7 +126,7 @@ int aw__table_insert(aw_task_table_t *tb, aw_task_t *t)
     if (aw_task_idempotency_key(t) && insert_key(tb, t) < 0)
         return -ENOMEM;
 
-    size_t i = fnv1a(t->id) & (tb->nbuckets - 1);
+    size_t i = key_hash(t->id) & (tb->nbuckets - 1);
     t->hash_next = tb->buckets[i];
     tb->buckets[i] = t;
 
@@ -153,7 +156,7 @@ void aw__table_remove(aw_task_table_t *tb, aw_task_t *t)
 {
     if (!t->listed)
         return;
-    size_t i = fnv1a(t->id) & (tb->nbuckets - 1);
+    size_t i = key_hash(t->id) & (tb->nbuckets - 1);
     for (aw_task_t **pp = &tb->buckets[i]; *pp; pp = &(*pp)->hash_next) {
         if (*pp == t) {
             *pp = t->hash_next;
@@ -178,7 +181,7 @@ void aw__table_remove(aw_task_table_t *tb, aw_task_t *t)
 
 aw_task_t *aw__table_find(const aw_task_table_t *tb, const char *id)
 {
-    size_t i = fnv1a(id) & (tb->nbuckets - 1);
+    size_t i = key_hash(id) & (tb->nbuckets - 1);
     for (aw_task_t *t = tb->buckets[i]; t; t = t->hash_next)
         if (strcmp(t->id, id) == 0)
             return t;
@@ -187,7 +190,7 @@ aw_task_t *aw__table_find(const aw_task_table_t *tb, const char *id)
 
 aw_task_t *aw__table_find_key(const aw_task_table_t *tb, const char *key)
 {
-    size_t i = fnv1a(key) & (tb->nkeys_buckets - 1);
+    size_t i = key_hash(key) & (tb->nkeys_buckets - 1);
     for (aw_idem_entry_t *e = tb->keys[i]; e; e = e->next)
         if (strcmp(aw_task_idempotency_key(e->task), key) == 0)
             return e->task;

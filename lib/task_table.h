@@ -2,7 +2,7 @@
  * task_table.h — every task the engine holds: lookup by id, creation order,
  * and the Idempotency-Key index.
  *
- * A chained hash on the id's random part gives O(1) lookup; an intrusive
+ * A chained hash (keyed SipHash, siphash.h) on the id gives O(1) lookup; an intrusive
  * doubly linked list keeps creation order (ids sort in creation order, so
  * paging with `after=` walks this list). Keys of Idempotency-Key live in a
  * second, small hash that only keyed tasks pay for.
@@ -29,7 +29,7 @@ typedef struct aw_task_table {
     size_t            nkeys;
 } aw_task_table_t;
 
-int        aw__table_init(aw_task_table_t *tb);      /* 0 or -ENOMEM */
+int        aw__table_init(aw_task_table_t *tb);      /* 0, -ENOMEM, or getrandom's -errno */
 /* Drops the table's reference on every task, then frees the table. */
 void       aw__table_close(aw_task_table_t *tb);
 /* Inserts t in id order (normally at the end) and indexes its

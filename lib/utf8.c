@@ -3,6 +3,7 @@
  * utf8.h). Runs of bytes that need no change are copied in one append, so
  * plain ASCII output costs about one memcpy.
  */
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <string.h>
@@ -45,6 +46,37 @@ static int sequence(const unsigned char *s, size_t n)
     return need;
 }
 
+static bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/* The escape of each byte below 0x20: short forms where JSON has them,
+ * "\u00XX" for the others; len is 2 or 6. */
+static const struct { char text[6]; unsigned char len; } control[32] = {
+#define U(x) { { '\\', 'u', '0', '0', "0123456789abcdef"[(x) >> 4], "0123456789abcdef"[(x) & 15] }, 6 }
+    U(0x00), U(0x01), U(0x02), U(0x03), U(0x04), U(0x05), U(0x06), U(0x07),
+    { "\\b", 2 }, { "\\t", 2 }, { "\\n", 2 }, U(0x0b),
+    { "\\f", 2 }, { "\\r", 2 }, U(0x0e), U(0x0f),
+    U(0x10), U(0x11), U(0x12), U(0x13), U(0x14), U(0x15), U(0x16), U(0x17),
+    U(0x18), U(0x19), U(0x1a), U(0x1b), U(0x1c), U(0x1d), U(0x1e), U(0x1f),
+#undef U
+};
+
+/* Writes the escape for c (a byte needs_escape accepts) at o; returns the
+ * end. Six bytes are always written: the buffer has room for them. */
+static char *put_escape(char *o, unsigned char c)
+{
+    if (c >= 0x20) {                    /* '"' or '\\' */
+        o[0] = '\\';
+        o[1] = (char)c;
+        return o + 2;
+    }
+    const char *e = control[c].text;
+    o[0] = e[0]; o[1] = e[1]; o[2] = e[2]; o[3] = e[3]; o[4] = e[4]; o[5] = e[5];
+    return o + control[c].len;
+}
+
 void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)
 {
     const unsigned char *s = p;
@@ -71,17 +103,18 @@ void aw_utf8_add_json(aw_buf_t *b, const void *p, size_t n)
             aw_buf_add(b, replacement, 3);
             i += (size_t)-len;
         } else {
-            switch (c) {
-            case '"':  aw_buf_add(b, "\\\"", 2); break;
-            case '\\': aw_buf_add(b, "\\\\", 2); break;
-            case '\n': aw_buf_add(b, "\\n", 2); break;
-            case '\r': aw_buf_add(b, "\\r", 2); break;
-            case '\t': aw_buf_add(b, "\\t", 2); break;
-            case '\b': aw_buf_add(b, "\\b", 2); break;
-            case '\f': aw_buf_add(b, "\\f", 2); break;
-            default:   aw_buf_printf(b, "\\u%04x", c); break;
-            }
-            i++;
+            /* A run of escapes is written with one reservation: a
+             * program's output can be a megabyte of NULs, and an append
+             * (once even a printf) per byte stalled the loop. */
+            size_t k = i;
+            while (k < n && needs_escape(s[k]))
+                k++;
+            if (!aw_buf_reserve(b, 6 * (k - i)))
+                return;
+            char *o = b->data + b->len;
+            for (; i < k; i++)
+                o = put_escape(o, s[i]);
+            b->len = (size_t)(o - b->data);
         }
         run = i;
     }

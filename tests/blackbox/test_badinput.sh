@@ -192,10 +192,13 @@ case_unknown_id_is_404_on_every_task_endpoint() {
 
 case_odd_ids_are_404_not_a_crash() {
     local id
-    for id in '%00' "$(printf 'x%.0s' {1..300})" '%ff%fe' 't_%20'; do
+    for id in "$(printf 'x%.0s' {1..300})" '%ff%fe' 't_%20'; do
         req GET "/v1/tasks/$id"
         assert_error 404 not_found
     done
+    # %00 would cut the path at the NUL: refused as framing (test_framing.sh).
+    req GET "/v1/tasks/%00"
+    assert_error 400 invalid_request
 }
 
 # ----- still alive

@@ -511,7 +511,9 @@ $(storage_conf "$CASE_TMP/state")"
     # Each job leads a process group of its own: its pid is the group's id.
     for ((i = 0; i < 100; i++)); do
         p1=$(pgrep -P "$DPID" -x sleep)
-        p2=$(pgrep -P "$DPID" -x sh)
+        # By its command line: awaitd execs the resolved file, so where /bin/sh
+        # is a link to dash the process is named dash.
+        p2=$(pgrep -P "$DPID" -f '^/bin/sh -c sleep 300')
         grand=""
         [ -n "$p2" ] && grand=$(pgrep -P "$p2" -x sleep)
         [ -n "$p1" ] && [ -n "$grand" ] && break

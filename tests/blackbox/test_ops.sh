@@ -198,7 +198,7 @@ access_log = true'
     req GET /healthz
     req GET /no/such/path
     stop_daemon
-    grep -q 'msg="access GET /healthz 200 [0-9.]* ms"' "$DLOG" ||
+    grep -q 'msg="access GET /healthz 200 [0-9.]* ms client 127\.0\.0\.1"' "$DLOG" ||
         fail "no access line for /healthz in: $(grep access "$DLOG")"
     grep -q 'msg="access GET /no/such/path 404 ' "$DLOG" ||
         fail "no access line for the 404 in: $(grep access "$DLOG")"

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +308,19 @@ const char *fake_last_id(const struct http_server *s)
     return s->last_id;
 }
 
+/* ---- libmicrohttpd calls made outside http.c ----
+ *
+ * events.c asks MHD for a dropped client's socket; the fake connection has
+ * none (and is not MHD's), so this definition replaces the library's. */
+const union MHD_ConnectionInfo *MHD_get_connection_info(struct MHD_Connection *connection,
+                                                        enum MHD_ConnectionInfoType info_type,
+                                                        ...)
+{
+    (void)connection;
+    (void)info_type;
+    return NULL;
+}
+
 /* ---- http.h: query and headers ---- */
 
 const char *http_query(struct http_ctx *x, const char *name)
@@ -364,6 +378,13 @@ void http_reply_located(struct http_ctx *x, unsigned status, aw_buf_t *b,
                         const char *location)
 {
     reply(x, status, b, "application/json", location);
+}
+
+void http_reply_static(struct http_ctx *x, unsigned status, const void *data, size_t len,
+                       const char *content_type, const char *const *headers)
+{
+    (void)headers;
+    send_answer(x, status, data, len, content_type);
 }
 
 void http_reply_empty(struct http_ctx *x, unsigned status)
@@ -759,7 +780,9 @@ void fake_request(struct http_server *s, const struct fake_request *rq,
     c->x = (struct http_ctx){
         .srv = s, .conn = c, .path = c->rq.path, .con_cls = &c->con_cls,
         .method = strcmp(c->rq.method, "HEAD") == 0 ? "GET" : c->rq.method,
+        .head = strcmp(c->rq.method, "HEAD") == 0,
         .body = c->rq.body, .body_len = c->rq.body_len,
+        .scopes = CONFIG_SCOPE_ALL,
     };
     /* http.c refuses an oversized body before the handler sees it. */
     if (c->rq.body && c->rq.body_len > s->cfg->max_body_bytes) {

@@ -875,6 +875,149 @@ static void engine_free_releases_tasks_in_every_state(void **state)
     f->e = NULL;
 }
 
+/* ---- the memory budget (max_task_bytes, max_result_bytes) ---- */
+
+static void reopen_limits(struct fx *f, const aw_engine_limits_t *lim)
+{
+    aw_engine_free(f->e);
+    f->e = aw_engine_new(f->base, lim);
+    assert_non_null(f->e);
+    assert_int_equal(aw_engine_add_kind(f->e, &aw_kind_sleep, true), 0);
+}
+
+/* A sleep whose result is a string of n bytes. */
+static json_t *big_args(double seconds, size_t n)
+{
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memset(s, 'x', n);
+    s[n] = '\0';
+    json_t *a = json_pack("{s:f,s:s}", "seconds", seconds, "result", s);
+    free(s);
+    assert_non_null(a);
+    return a;
+}
+
+static uint64_t held_bytes(struct fx *f)
+{
+    aw_engine_stats_t st;
+    aw_engine_stats(f->e, &st);
+    return st.held_bytes;
+}
+
+static void held_bytes_count_args_then_result_and_come_back_at_forget(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(held_bytes(f), 0);
+    aw_task_t *t = sleep_with(f, big_args(1, 100000));
+    uint64_t running = held_bytes(f);
+    assert_int_equal(running, t->bytes);
+    assert_int_equal(running, aw_task_bytes(t));
+    /* Its args, and room for the result they hold: a sleep counts its
+     * result from its create on. */
+    assert_true(running > 200000 && running < 200000 + 1024);
+    aw_task_t *u = sleep_task(f, 1);
+    uint64_t both = held_bytes(f);
+    assert_int_equal(both, running + u->bytes);
+    advance(f, 1000);                   /* both finish: t keeps a 100 kB result */
+    assert_int_equal(t->state, AW_SUCCEEDED);
+    assert_true(t->bytes > 200000 && t->bytes < running + 1024);
+    assert_int_equal(held_bytes(f), t->bytes + u->bytes);
+    assert_int_equal(aw_task_forget(f->e, t), 0);
+    assert_int_equal(held_bytes(f), u->bytes);
+    char id[AW_TASK_ID_SIZE];
+    memcpy(id, u->id, sizeof id);
+    advance(f, RETENTION_MS);           /* retention forgets u */
+    assert_null(aw_task_find(f->e, id));
+    assert_int_equal(held_bytes(f), 0);
+}
+
+static void budget_refuses_a_create_until_a_task_is_forgotten(void **state)
+{
+    struct fx *f = *state;
+    aw_engine_limits_t lim = { .retention_ms = RETENTION_MS, .max_task_bytes = 1 << 20 };
+    reopen_limits(f, &lim);
+    aw_task_t *t[8];
+    int n = 0;
+    char err[256] = "";
+    int rc;
+    /* Zero-second sleeps of 100 kB results: about 200 kB each, held. */
+    for (;;) {
+        aw_task_t *x = NULL;
+        rc = try_create(f, "sleep", big_args(0, 100000), NULL, -1, &x, err, sizeof err);
+        if (rc != 0)
+            break;
+        assert_true(n < 8);
+        t[n++] = x;
+        assert_int_equal(x->state, AW_SUCCEEDED);
+    }
+    assert_int_equal(rc, AW_EBUDGET);
+    assert_non_null(strstr(err, "max_task_bytes"));
+    assert_true(n >= 4);
+    assert_true(held_bytes(f) <= lim.max_task_bytes);
+    aw_engine_stats_t st;
+    aw_engine_stats(f->e, &st);
+    assert_int_equal(st.held[AW_SUCCEEDED], n);
+    assert_int_equal(sleep_stats(&st)->created, n);     /* the refusal left no trace */
+    /* A small task does not fit either while the big ones fill it... */
+    uint64_t before = held_bytes(f);
+    aw_task_t *x = NULL;
+    rc = try_create(f, "sleep", big_args(0, 300000), NULL, -1, &x, err, sizeof err);
+    assert_int_equal(rc, AW_EBUDGET);
+    assert_int_equal(held_bytes(f), before);
+    /* ...and forgetting one gives its bytes back. */
+    assert_int_equal(aw_task_forget(f->e, t[0]), 0);
+    assert_int_equal(aw_task_forget(f->e, t[1]), 0);
+    assert_true(held_bytes(f) < before - 400000);
+    x = sleep_with(f, big_args(0, 100000));
+    assert_int_equal(x->state, AW_SUCCEEDED);
+}
+
+static void budget_of_zero_is_no_budget(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 20; i++)
+        sleep_with(f, big_args(0, 100000));
+    assert_true(held_bytes(f) > 20 * 200000);
+}
+
+static void result_over_max_result_bytes_is_refused_at_create(void **state)
+{
+    struct fx *f = *state;
+    aw_engine_limits_t lim = { .retention_ms = RETENTION_MS, .max_result_bytes = 1000 };
+    reopen_limits(f, &lim);
+    char err[256] = "";
+    aw_task_t *x = NULL;
+    /* The compact JSON of the result: 998 bytes of text and its quotes. */
+    aw_task_t *t = sleep_with(f, big_args(0, 998));
+    assert_int_equal(strlen(t->result), 1000);
+    assert_int_equal(try_create(f, "sleep", big_args(0, 999), NULL, -1, &x, err, sizeof err),
+                     AW_ETOOBIG);
+    assert_non_null(strstr(err, "max_result_bytes"));
+    /* Big args are fine when the result is small. */
+    json_t *a = big_args(0, 10);
+    char *s = calloc(1, 5001);
+    memset(s, 'p', 5000);
+    json_object_set_new(a, "note", json_string(s));
+    free(s);
+    sleep_with(f, a);
+    aw_engine_stats_t st;
+    aw_engine_stats(f->e, &st);
+    assert_int_equal(sleep_stats(&st)->created, 2);
+}
+
+static void discarded_create_gives_its_bytes_back(void **state)
+{
+    struct fx *f = *state;
+    aw_task_spec_t spec = { .kind = "sleep", .args = big_args(5, 50000), .timeout_ms = -1,
+                            .hold = true };
+    aw_task_t *t = create_spec(f, &spec);
+    json_decref(spec.args);
+    assert_true(held_bytes(f) > 50000);
+    aw_task_discard(f->e, t);
+    assert_int_equal(held_bytes(f), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -924,6 +1067,11 @@ int main(void)
         T(task_keeps_what_it_was_created_with),
         T(loop_timer_runs_due_deadlines),
         T(engine_free_releases_tasks_in_every_state),
+        T(held_bytes_count_args_then_result_and_come_back_at_forget),
+        T(budget_refuses_a_create_until_a_task_is_forgotten),
+        T(budget_of_zero_is_no_budget),
+        T(result_over_max_result_bytes_is_refused_at_create),
+        T(discarded_create_gives_its_bytes_back),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -700,6 +700,108 @@ static void watch_refuses_other_kinds(void **state)
     assert_int_equal(aw_task_output(t, 3, &data, &len), AW_EINVAL);
 }
 
+/* ---- the allow-list against links, loader variables and reloads ---- */
+
+static void loader_variables_are_forbidden_unless_allowed(void **state)
+{
+    struct fx *f = *state;
+    static const char *const names[] = { "LD_PRELOAD", "LD_LIBRARY_PATH", "GCONV_PATH",
+                                         "GLIBC_TUNABLES" };
+    aw_task_t *t;
+    char err[256];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int rc = try_create(f, json_pack("{s:[s],s:{s:s}}", "argv", "/usr/bin/env",
+                                         "env", names[i], "x"), -1, &t, err, sizeof err);
+        if (rc != AW_EFORBIDDEN || !strstr(err, names[i]))
+            fail_msg("%s: got %d (%s), want AW_EFORBIDDEN naming it", names[i], rc, err);
+    }
+    aw_exec_config_t c = { .allow = allow, .nallow = 2, .kill_grace_ms = GRACE_MS,
+                           .max_output = 1 << 20, .allow_root = true,
+                           .allow_loader_env = true };
+    assert_int_equal(aw_engine_configure_kind(f->e, "exec", &c, err, sizeof err), 0);
+    t = run_argv(f, json_pack("{s:[s],s:{s:s}}", "argv", "/usr/bin/env",
+                              "env", "LD_BIND_NOW", "1"));
+    assert_int_equal(t->state, AW_SUCCEEDED);
+    assert_output(t, AW_STDOUT, "LD_BIND_NOW=1\nPATH=/usr/local/bin:/usr/bin:/bin\n");
+}
+
+static void a_link_is_judged_by_what_it_resolves_to(void **state)
+{
+    struct fx *f = *state;
+    char dir[] = "/tmp/aw-exec-link.XXXXXX", glob[64], link[64], err[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(glob, sizeof glob, "%s/*", dir);
+    snprintf(link, sizeof link, "%s/innocent", dir);
+    assert_int_equal(symlink("/usr/sbin/nologin", link), 0);
+    const char *only[] = { glob };
+    aw_exec_config_t c = { .allow = only, .nallow = 1, .max_output = 100, .allow_root = true };
+    assert_int_equal(aw_engine_configure_kind(f->e, "exec", &c, err, sizeof err), 0);
+    aw_task_t *t;
+    int rc = try_create(f, json_pack("{s:[s]}", "argv", link), -1, &t, err, sizeof err);
+    unlink(link);
+    rmdir(dir);
+    assert_int_equal(rc, AW_EFORBIDDEN);
+    assert_non_null(strstr(err, "resolves to"));
+    assert_non_null(strstr(err, "nologin"));
+}
+
+static void a_queued_job_fails_forbidden_when_exec_is_disabled_before_its_start(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(aw_engine_set_queue(f->e, "one", 1), 0);
+    aw_task_spec_t spec = { .kind = "exec", .queue = "one", .timeout_ms = -1 };
+    aw_task_t *first, *second;
+    char err[256];
+    spec.args = json_pack("{s:[s,s]}", "argv", "/bin/sleep", "30");
+    assert_int_equal(aw_task_create(f->e, &spec, &first, err, sizeof err), 0);
+    json_decref(spec.args);
+    aw_task_ref(first);
+    spec.args = json_pack("{s:[s]}", "argv", "/bin/true");
+    assert_int_equal(aw_task_create(f->e, &spec, &second, err, sizeof err), 0);
+    json_decref(spec.args);
+    aw_task_ref(second);
+    assert_int_equal(second->state, AW_PENDING);
+    assert_int_equal(aw_engine_enable_kind(f->e, "exec", false), 0);
+    assert_int_equal(aw_task_cancel(f->e, first), 1);
+    run(f, second);
+    assert_int_equal(second->state, AW_FAILED);
+    assert_int_equal(second->error_type, AW_ERR_FORBIDDEN);
+    assert_non_null(strstr(aw_task_error_message(second), "disabled"));
+    run(f, first);
+    assert_int_equal(first->state, AW_CANCELLED);
+    aw_task_unref(first);
+    aw_task_unref(second);
+    assert_no_children();
+}
+
+/* max_result_bytes bounds what a job keeps of both streams together, and
+ * the engine's budget counts what it kept. */
+static void max_result_bytes_caps_both_streams_together(void **state)
+{
+    struct fx *f = *state;
+    aw_engine_limits_t lim = { .retention_ms = 3600 * 1000, .max_result_bytes = 5000 };
+    aw_engine_set_limits(f->e, &lim);
+    aw_task_t *t = run_argv(f, json_pack("{s:[sss]}", "argv", "/bin/sh", "-c",
+                                         "head -c 3000 /dev/zero; head -c 3000 /dev/zero >&2"));
+    assert_int_equal(t->state, AW_SUCCEEDED);
+    const char *data;
+    size_t out, err;
+    assert_int_equal(aw_task_output(t, AW_STDOUT, &data, &out), 0);
+    assert_int_equal(aw_task_output(t, AW_STDERR, &data, &err), 0);
+    /* Which stream is read first is up to the loop: only the sum is sure. */
+    assert_int_equal(out + err, 5000);
+    assert_true(out >= 2000 && err >= 2000);
+    assert_int_equal(aw_exec_dropped(t, AW_STDOUT) + aw_exec_dropped(t, AW_STDERR), 1000);
+    json_t *r = result_of(t);
+    assert_true(json_is_true(json_object_get(r, "truncated")));
+    json_decref(r);
+    aw_engine_stats_t st;
+    aw_engine_stats(f->e, &st);
+    assert_int_equal(st.held_bytes, t->bytes);
+    /* The kept output, and the result that repeats it. */
+    assert_true(t->bytes >= 5000 + strlen(t->result));
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -713,6 +815,7 @@ int main(void)
         T(large_stdin_is_written_without_blocking),
         T(output_is_capped_counted_and_truncated),
         T(max_output_is_lowered_to_the_configured_one),
+        T(max_result_bytes_caps_both_streams_together),
         T(invalid_utf8_becomes_replacement_characters),
         T(cancel_sends_sigterm),
         T(sigterm_ignored_gets_sigkill_after_the_grace),
@@ -726,6 +829,9 @@ int main(void)
         T(root_is_refused_unless_allowed),
         T(nothing_is_allowed_by_default),
         T(disabled_exec_checks_shape_only),
+        T(loader_variables_are_forbidden_unless_allowed),
+        T(a_link_is_judged_by_what_it_resolves_to),
+        T(a_queued_job_fails_forbidden_when_exec_is_disabled_before_its_start),
         T(child_has_only_its_three_fds),
         T(many_jobs_leak_no_fds_and_no_zombies),
         T(watch_follows_a_running_job),

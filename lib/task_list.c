@@ -1,0 +1,70 @@
+/*
+ * task_list.c — filtered pages of tasks (see task_list.h for the costs).
+ */
+#include <string.h>
+
+#include "engine_impl.h"
+#include "task_list.h"
+
+static bool match(const aw_task_t *t, const aw_task_filter_t *f)
+{
+    return (!f->states || (f->states & (1u << t->state))) &&
+           (!f->kind || strcmp(t->kind->name, f->kind) == 0) &&
+           (!f->queue || strcmp(t->queue->name, f->queue) == 0);
+}
+
+/* Whether any held task can match f, from the engine's counts alone. */
+static bool can_match(const aw_engine_t *e, const aw_task_filter_t *f)
+{
+    if (f->states) {
+        uint64_t n = 0;
+        for (int s = 0; s < AW_NSTATES; s++)
+            if (f->states & (1u << s))
+                n += e->stats.held[s];
+        if (!n)
+            return false;
+    }
+    if (f->kind) {
+        const aw_kind_stats_t *ks = aw__engine_find_kind(e, f->kind);
+        if (!ks || !ks->held)
+            return false;
+    }
+    if (f->queue) {
+        const aw_queue_t *q = aw__engine_find_queue(e, f->queue);
+        if (!q || !q->held)
+            return false;
+    }
+    return true;
+}
+
+size_t aw_task_list(const aw_engine_t *e, const aw_task_filter_t *f, const char *after,
+                    size_t limit, size_t max_scan, aw_list_cb cb, void *arg,
+                    char next[AW_TASK_ID_SIZE])
+{
+    size_t n = 0, scanned = 0;
+    const aw_task_t *seen = NULL, *taken = NULL;    /* the last looked at, taken */
+    const aw_task_t *resume = NULL;                 /* what next will name */
+    const aw_task_t *t = limit && can_match(e, f) ? aw_task_after(e, after) : NULL;
+    for (; t; t = aw_task_next(t)) {
+        if (max_scan && scanned++ == max_scan) {
+            resume = seen;              /* the bound: go on after the last looked at */
+            break;
+        }
+        if (match(t, f)) {
+            /* A match after a full page is the next page's first. */
+            if (n == limit || (!cb(arg, t, n) && n > 0)) {
+                resume = taken;
+                break;
+            }
+            n++;
+            taken = t;
+        }
+        seen = t;
+    }
+    /* Written last: next may be the very buffer `after` points to. */
+    if (resume)
+        memcpy(next, resume->id, AW_TASK_ID_SIZE);
+    else
+        next[0] = '\0';
+    return n;
+}
