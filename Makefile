@@ -28,7 +28,7 @@ PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3 gnutls
 TEST_PKGS  := cmocka
 DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
               libevent-dev libinih-dev libcmocka-dev libsystemd-dev libsqlite3-dev \
-              sqlite3 curl jq procps libgnutls28-dev openssl
+              sqlite3 curl jq procps libgnutls28-dev openssl clang libclang-rt-14-dev
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes
@@ -53,7 +53,7 @@ LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/daemon/ui_page.o
 
 .PHONY: all deps run test check unit blackbox blackbox-memory test-san test-units bench clean \
-        install uninstall distclean
+        install uninstall distclean fuzz fuzz-short fuzz-build
 
 all: $(BUILD)/awaitd
 
@@ -133,6 +133,66 @@ bench: deps
 	$(MAKE) all
 	bench/run
 
+# ---- fuzzing: libFuzzer targets (tests/fuzz/README) ----
+# `make fuzz` runs each target for FUZZ_SECONDS on a working corpus in
+# build-fuzz/corpus/ (seeded from tests/fuzz/corpus/, which stays small);
+# `make fuzz-short` is the fixed budget of `make test`, and appends
+# "fuzz-NAME passed failed" to $(AW_RESULTS) like the other passes.
+FUZZ_CC       ?= clang
+FUZZ_SECONDS  ?= 300
+FUZZ_SHORT_SECONDS ?= 15
+FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all \
+                 -fno-omit-frame-pointer
+# clang, unlike gcc, warns about vsnprintf(fmt) inside log.c's va_list helper.
+FUZZ_CFLAGS    = -std=c11 -D_GNU_SOURCE -DAWAITD_VERSION='"$(VERSION)"' \
+                 -DAWAITD_SYSCONFDIR='"$(SYSCONFDIR)"' $(WARN) -Wno-format-nonliteral \
+                 -O1 -g $(FUZZ_SAN) \
+                 -pthread -Ilib -Idaemon -Itests/fuzz \
+                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_DAEMON_SRCS := daemon/api.c daemon/events.c daemon/metrics.c daemon/http_error.c \
+                    daemon/config.c daemon/log.c daemon/edge.c daemon/ui.c \
+                    $(BUILD)/daemon/ui_page.c tests/fuzz/fake_http.c
+FUZZ_LIB_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o)
+FUZZ_DAEMON_OBJS := $(FUZZ_DAEMON_SRCS:%.c=build-fuzz/%.o)
+FUZZ_TARGETS     := build-fuzz/fuzz_request build-fuzz/fuzz_config
+
+build-fuzz/%.o: %.c $(wildcard lib/*.h daemon/*.h tests/fuzz/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build-fuzz/libaw.a: $(FUZZ_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+build-fuzz/fuzz_request: build-fuzz/tests/fuzz/fuzz_request.o $(FUZZ_DAEMON_OBJS) \
+                         build-fuzz/libaw.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(LIBS)
+
+build-fuzz/fuzz_config: build-fuzz/tests/fuzz/fuzz_config.o build-fuzz/daemon/config.o
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(LIBS)
+
+# The targets without libFuzzer or sanitizers, for valgrind:
+# build-fuzz/plain/fuzz_request FILE|DIR... runs each input once.
+build-fuzz/plain/fuzz_request: tests/fuzz/fuzz_request.c tests/fuzz/run_inputs.c \
+                               $(FUZZ_DAEMON_SRCS) $(LIB_SRCS) $(wildcard lib/*.h daemon/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(subst $(FUZZ_SAN),,$(FUZZ_CFLAGS)) -o $@ tests/fuzz/fuzz_request.c \
+	    tests/fuzz/run_inputs.c $(FUZZ_DAEMON_SRCS) $(LIB_SRCS) -pthread $(LIBS)
+
+build-fuzz/plain/fuzz_config: tests/fuzz/fuzz_config.c tests/fuzz/run_inputs.c \
+                              daemon/config.c daemon/config.h
+	@mkdir -p $(dir $@)
+	$(CC) $(subst $(FUZZ_SAN),,$(FUZZ_CFLAGS)) -o $@ tests/fuzz/fuzz_config.c \
+	    tests/fuzz/run_inputs.c daemon/config.c -pthread $(LIBS)
+
+fuzz-build: deps
+	$(MAKE) $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	@tests/fuzz/run $(FUZZ_SECONDS) build-fuzz/corpus request config
+
+fuzz-short: fuzz-build
+	@tests/fuzz/run $(FUZZ_SHORT_SECONDS) "" request config
+
 # systemd-analyze verify on the units, when the tool is there (it is not
 # required): ExecStart points at this build so no install is needed, and
 # --man=no because awaitd(8) is not installed yet.
@@ -183,10 +243,10 @@ uninstall:
 # build/state is the task store of `make run` (config/awaitd.conf): clean
 # keeps it, distclean removes it too.
 clean:
-	rm -rf build-san
+	rm -rf build-san build-fuzz
 	@if [ -d build ]; then find build -mindepth 1 -maxdepth 1 ! -name state -exec rm -rf {} +; fi
 
 distclean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d)
