@@ -27,8 +27,13 @@ endif
 PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3 gnutls
 TEST_PKGS  := cmocka
 DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
-              libevent-dev libinih-dev libcmocka-dev libsystemd-dev libsqlite3-dev \
-              sqlite3 curl jq procps libgnutls28-dev openssl clang libclang-rt-14-dev
+              libevent-dev libinih-dev libsystemd-dev libsqlite3-dev libgnutls28-dev \
+              sqlite3 curl jq procps
+# What only the tests need: cmocka; clang and its runtime for the libFuzzer
+# targets; valgrind (the request path under valgrind, where ASan cannot see
+# into libmicrohttpd); openssl (test certificates); Chromium (the browser
+# attack and the /ui page, headless).
+TEST_DEB_PKGS := libcmocka-dev clang libclang-rt-14-dev valgrind openssl chromium
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes
@@ -52,7 +57,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/daemon/ui_page.o
 
-.PHONY: all deps run test check unit blackbox blackbox-memory test-san test-units bench clean \
+.PHONY: all deps test-deps run test check unit blackbox blackbox-memory test-san test-units bench clean \
         install uninstall distclean fuzz fuzz-short fuzz-build
 
 all: $(BUILD)/awaitd
@@ -84,14 +89,21 @@ $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libaw.a
 	    $(BUILD)/libaw.a $(ALL_LDFLAGS) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
 
 # Installs only what is missing, with sudo when not root. CI runs as root.
-deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+define install_missing
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:" $$missing; \
 	    sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 	    $$sudo apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS))
+
+test-deps:
+	$(call install_missing,$(DEB_PKGS) $(TEST_DEB_PKGS))
 
 run: deps
 	$(MAKE) all
@@ -117,16 +129,18 @@ blackbox-memory: $(BUILD)/awaitd
 # `AWAITD=build/awaitd tests/blackbox/run test_wait`).
 check: all unit blackbox
 
-# Everything, plain and then under ASan+UBSan; counts add up in one file.
-test: deps
+# Everything: plain (durable, then memory-only), under ASan+UBSan, the
+# units, and a short fuzzing budget; counts add up in one file.
+test: test-deps
 	@mkdir -p build && rm -f build/results
 	$(MAKE) check AW_RESULTS=$(CURDIR)/build/results
 	$(MAKE) blackbox-memory AW_RESULTS=$(CURDIR)/build/results
 	$(MAKE) check SANITIZER=address,undefined AW_RESULTS=$(CURDIR)/build/results
 	$(MAKE) test-units AW_RESULTS=$(CURDIR)/build/results
+	$(MAKE) fuzz-short AW_RESULTS=$(CURDIR)/build/results
 	@tests/summary build/results
 
-test-san: deps
+test-san: test-deps
 	$(MAKE) check SANITIZER=address,undefined
 
 bench: deps
@@ -184,7 +198,7 @@ build-fuzz/plain/fuzz_config: tests/fuzz/fuzz_config.c tests/fuzz/run_inputs.c \
 	$(CC) $(subst $(FUZZ_SAN),,$(FUZZ_CFLAGS)) -o $@ tests/fuzz/fuzz_config.c \
 	    tests/fuzz/run_inputs.c daemon/config.c -pthread $(LIBS)
 
-fuzz-build: deps
+fuzz-build: test-deps
 	$(MAKE) $(FUZZ_TARGETS)
 
 fuzz: fuzz-build

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "edge.h"
 #include "fake_http.h"
 #include "http_error.h"
 #include "metrics.h"
@@ -784,6 +785,29 @@ void fake_request(struct http_server *s, const struct fake_request *rq,
         .body = c->rq.body, .body_len = c->rq.body_len,
         .scopes = CONFIG_SCOPE_ALL,
     };
+    /* The edge's verdict, from the headers, as http.c's judge() asks it
+     * (Host, Origin, token, scope; SET auth_token, cors_origins and
+     * allowed_hosts make the fuzzer's configuration ask for them). */
+    struct edge_request erq = {
+        .method = c->x.method, .path = c->x.path,
+        .host = http_header(&c->x, MHD_HTTP_HEADER_HOST),
+        .origin = http_header(&c->x, "Origin"),
+        .authorization = http_header(&c->x, MHD_HTTP_HEADER_AUTHORIZATION),
+        .access_token = http_query(&c->x, "access_token"),
+        .preflight_method = http_header(&c->x, "Access-Control-Request-Method"),
+    };
+    struct edge_verdict v;
+    edge_check(s->cfg, &erq, &v);
+    if (v.preflight) {
+        http_reply_empty(&c->x, 204);
+        return;
+    }
+    if (v.error) {
+        c->x.scope_needed = v.scope_needed;
+        http_reply_error(&c->x, v.error, NULL);
+        return;
+    }
+    c->x.scopes = v.scopes;
     /* http.c refuses an oversized body before the handler sees it. */
     if (c->rq.body && c->rq.body_len > s->cfg->max_body_bytes) {
         http_reply_error(&c->x, HTTP_ETOOLARGE, NULL);

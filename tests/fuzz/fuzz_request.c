@@ -15,7 +15,9 @@
  * time out, finished tasks are forgotten); "CLOSE N" makes the client of
  * the N-th open connection go away; "SET KEY VALUE" changes a limit for
  * the rest of the input, as a reload would (max_tasks, retention_seconds,
- * max_wait_seconds, max_wait_ids, max_body_bytes, sleep 0|1, queue:NAME N). "@@" anywhere stands for the id of the last
+ * max_wait_seconds, max_wait_ids, max_body_bytes, sleep 0|1, queue:NAME N,
+ * and the edge's auth_token, cors_origins, allowed_hosts). "@@" anywhere
+ * stands for the id of the last
  * task created (from the Location of its 201), so that a mutated input
  * can wait for, cancel and delete what it made.
  *
@@ -154,6 +156,16 @@ static void set_option(struct config *c, aw_engine_t *e, char *kv)
         c->max_wait_ids = u && u < 100000 ? (uint32_t)u : 1;
     } else if (strcmp(kv, "max_body_bytes") == 0) {
         c->max_body_bytes = u && u < MAX_RECORD ? (size_t)u : 1;
+    } else if (strcmp(kv, "auth_token") == 0 || strcmp(kv, "cors_origins") == 0 ||
+               strcmp(kv, "allowed_hosts") == 0) {
+        /* The edge's strings; this input's copy points at static room
+         * (cfg's own strings are freed once, by config_close). */
+        static char room[3][128];
+        int i = kv[0] == 'a' && kv[1] == 'u' ? 0 : kv[0] == 'c' ? 1 : 2;
+        snprintf(room[i], sizeof room[i], "%s", v);
+        char **slot = i == 0 ? &c->auth_token : i == 1 ? &c->cors_origins : &c->allowed_hosts;
+        *slot = room[i];
+        return;
     } else if (strcmp(kv, "sleep") == 0) {
         aw_engine_enable_kind(e, "sleep", u != 0);
     } else if (strncmp(kv, "queue:", 6) == 0) {
