@@ -7,6 +7,8 @@
 
 #include "errors.h"
 #include "http_error.h"
+#include "task_json.h"
+#include "utf8.h"
 
 static const struct http_error table[] = {
     { AW_EINVAL,          400, "invalid_request", "invalid request" },
@@ -41,4 +43,19 @@ const struct http_error *http_error_lookup(int value)
         if (table[i].value == value)
             return &table[i];
     return &internal;
+}
+
+void http_error_body(aw_buf_t *b, const struct http_error *e, const char *message,
+                     const aw_task_t *task)
+{
+    aw_buf_adds(b, "{\"error\":{\"code\":\"");
+    aw_buf_adds(b, e->code);
+    aw_buf_adds(b, "\",\"message\":");
+    aw_utf8_add_json_str(b, message ? message : e->message);
+    aw_buf_addc(b, '}');
+    if (task) {
+        aw_buf_adds(b, ",\"task\":");
+        aw_task_write_json(b, task);
+    }
+    aw_buf_adds(b, "}\n");
 }

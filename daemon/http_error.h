@@ -9,6 +9,9 @@
 #ifndef AWAITD_HTTP_ERROR_H
 #define AWAITD_HTTP_ERROR_H
 
+#include "buf.h"
+#include "task.h"
+
 enum {
     HTTP_EBASE = -2000,
     HTTP_ENOROUTE = HTTP_EBASE, /* no such path */
@@ -29,5 +32,11 @@ struct http_error {
 
 /* The entry for an error value; unknown values map to 500 "internal". */
 const struct http_error *http_error_lookup(int value);
+
+/* Appends the contract's error body to b: {"error":{"code","message"}}
+ * (message NULL: the table's text), with "task" when task is given, and a
+ * newline. The one writer of it (http.c, and the fuzzers' fake transport). */
+void http_error_body(aw_buf_t *b, const struct http_error *e, const char *message,
+                     const aw_task_t *task);
 
 #endif

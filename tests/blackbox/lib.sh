@@ -33,6 +33,29 @@ aw_cleanup() {
 trap aw_cleanup EXIT
 
 # ---------------------------------------------------------------------------
+# C helpers
+
+# build_helpers NAME...: compiles tests/blackbox/helpers/NAME.c into
+# $HELPERS/NAME with cc. A failure does not stop the file: it is kept in
+# HELPER_ERR, and need_helpers fails the cases that use them.
+HELPERS=$AW_TMP/helpers
+HELPER_ERR=""
+build_helpers() {
+    local h
+    mkdir -p "$HELPERS"
+    for h in "$@"; do
+        if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -pthread -o "$HELPERS/$h" \
+            "$(dirname "$0")/helpers/$h.c" 2>"$AW_TMP/cc.err"; then
+            HELPER_ERR="cannot build helpers/$h.c: $(head -c 300 "$AW_TMP/cc.err")"
+        fi
+    done
+}
+
+need_helpers() {
+    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+}
+
+# ---------------------------------------------------------------------------
 # Reporting
 
 # fail MESSAGE: ends the current case as failed with MESSAGE.

@@ -10,13 +10,7 @@
 
 . "$(dirname "$0")/lib.sh"
 
-HELPERS=$AW_TMP/helpers
-HELPER_ERR=""
-mkdir -p "$HELPERS"
-if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -pthread -o "$HELPERS/flood" \
-    "$(dirname "$0")/helpers/flood.c" 2>"$AW_TMP/cc.err"; then
-    HELPER_ERR="cannot build helpers/flood.c: $(head -c 300 "$AW_TMP/cc.err")"
-fi
+build_helpers flood
 
 # big_body FILE BYTES [SECONDS]: a sleep create whose result is a string of
 # BYTES bytes.
@@ -226,7 +220,7 @@ median_times() {
 }
 
 case_filters_cost_no_more_than_an_unfiltered_page_at_200k_tasks() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    need_helpers
     AW_MEMORY=1 start_daemon '[queue:jobs]
 concurrency = 0'
     create '{"kind":"sleep","args":{"seconds":3600},"queue":"jobs"}'

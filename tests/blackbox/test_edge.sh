@@ -12,13 +12,7 @@
 
 . "$(dirname "$0")/lib.sh"
 
-HELPERS=$AW_TMP/helpers
-HELPER_ERR=""
-mkdir -p "$HELPERS"
-if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -o "$HELPERS/edge_static" \
-    "$(dirname "$0")/helpers/edge_static.c" 2>"$AW_TMP/cc.err"; then
-    HELPER_ERR="cannot build helpers/edge_static.c: $(head -c 300 "$AW_TMP/cc.err")"
-fi
+build_helpers edge_static
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 
 MAIN_CONF='[server]
@@ -52,7 +46,7 @@ assert_nothing_created() {
 # need_chromium: passes the case with a note when chromium is missing
 # (make deps installs it; a machine without it cannot run these cases).
 need_chromium() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    need_helpers
     if [ -z "$CHROMIUM" ]; then
         printf '# skip: chromium is not installed (apt-get install chromium)\n' >&3
         exit 0

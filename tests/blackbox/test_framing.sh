@@ -12,13 +12,7 @@
 
 . "$(dirname "$0")/lib.sh"
 
-HELPERS=$AW_TMP/helpers
-HELPER_ERR=""
-mkdir -p "$HELPERS"
-if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -o "$HELPERS/framing_raw" \
-    "$(dirname "$0")/helpers/framing_raw.c" 2>"$AW_TMP/cc.err"; then
-    HELPER_ERR="cannot build helpers/framing_raw.c: $(head -c 300 "$AW_TMP/cc.err")"
-fi
+build_helpers framing_raw
 
 TOKEN=framing-test-token
 start_main_daemon "[server]
@@ -39,7 +33,7 @@ allow_root = true"
 # ANSWERS (how many status lines came back), CLOSED (1: the daemon closed
 # the connection) and RAW (the whole answer, CRs removed).
 raw() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    need_helpers
     local fmt=$1
     shift
     # shellcheck disable=SC2059  # the format is the request
@@ -248,7 +242,7 @@ cpu_seconds() {
 }
 
 case_long_chunk_extension_is_closed_without_busy_loop() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    need_helpers
     local ext c0 c1 t0 left
     ext=$(head -c 9000 /dev/zero | tr '\0' a)
     c0=$(cpu_seconds)

@@ -11,18 +11,9 @@
 
 . "$(dirname "$0")/lib.sh"
 
-HELPERS=$AW_TMP/helpers
-HELPER_ERR=""
-mkdir -p "$HELPERS"
-if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -o "$HELPERS/rawclient" \
-    "$(dirname "$0")/helpers/rawclient.c" 2>"$AW_TMP/cc.err"; then
-    HELPER_ERR="cannot build helpers/rawclient.c: $(head -c 300 "$AW_TMP/cc.err")"
-fi
+build_helpers rawclient
 RAW=$HELPERS/rawclient
 
-need_helpers() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
-}
 
 AW_MEMORY=1 start_main_daemon '[kinds]
 exec = true

@@ -9,13 +9,7 @@
 
 . "$(dirname "$0")/lib.sh"
 
-HELPERS=$AW_TMP/helpers
-HELPER_ERR=""
-mkdir -p "$HELPERS"
-if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -o "$HELPERS/sockpass" \
-    "$(dirname "$0")/helpers/sockpass.c" 2>"$AW_TMP/cc.err"; then
-    HELPER_ERR="cannot build helpers/sockpass.c: $(head -c 300 "$AW_TMP/cc.err")"
-fi
+build_helpers sockpass
 
 EXEC_ON='[kinds]
 exec = true
@@ -90,7 +84,7 @@ sleep = true' 'listening on 0\.0\.0\.0:[0-9]+' --listen 0.0.0.0:0
 }
 
 case_a_socket_from_systemd_beyond_loopback_is_refused() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    need_helpers
     local conf=$CASE_TMP/act.conf
     # ...and one on every address is refused, though the file says loopback.
     printf '[server]\nlisten = 127.0.0.1:8080\n%s\n' "$EXEC_ON" >"$conf"
@@ -125,7 +119,7 @@ starts_listening_activated() {
 }
 
 case_a_loopback_socket_from_systemd_is_accepted() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    need_helpers
     starts_listening_activated "[server]
 listen = 0.0.0.0:8080
 $EXEC_ON" 'listening on 127\.0\.0\.1:[0-9]+ \(socket activation\)'

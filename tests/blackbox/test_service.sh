@@ -9,19 +9,8 @@
 
 . "$(dirname "$0")/lib.sh"
 
-HELPERS=$AW_TMP/helpers
-HELPER_ERR=""
-mkdir -p "$HELPERS"
-for h in sockact notify_recv; do
-    if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -o "$HELPERS/$h" \
-        "$(dirname "$0")/helpers/$h.c" 2>"$AW_TMP/cc.err"; then
-        HELPER_ERR="cannot build helpers/$h.c: $(head -c 300 "$AW_TMP/cc.err")"
-    fi
-done
+build_helpers sockact notify_recv
 
-need_helpers() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
-}
 
 # await_waiters N: bounded poll of /metrics until awaitd_waiters is N (10 s).
 await_waiters() {

@@ -11,15 +11,7 @@
 
 . "$(dirname "$0")/lib.sh"
 
-HELPERS=$AW_TMP/helpers
-HELPER_ERR=""
-mkdir -p "$HELPERS"
-for h in sockact_unix unix_client; do
-    if ! "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -o "$HELPERS/$h" \
-        "$(dirname "$0")/helpers/$h.c" 2>"$AW_TMP/cc.err"; then
-        HELPER_ERR="cannot build helpers/$h.c: $(head -c 300 "$AW_TMP/cc.err")"
-    fi
-done
+build_helpers sockact_unix unix_client
 
 # Every curl of this file, the ones lib.sh's req makes included, goes
 # through the socket in $SOCK; curl sends "Host: localhost" there.
@@ -136,7 +128,7 @@ case_a_client_bound_to_a_long_path_is_served() {
     # accept() then returns a sockaddr_un of about 100 bytes, longer than
     # the sockaddr_in6 libmicrohttpd keeps it in: the request is answered,
     # logged, and the daemon lives on.
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    need_helpers
     local me=$CASE_TMP/$(head -c 60 /dev/zero | tr '\0' c).sock out
     out=$("$HELPERS/unix_client" "$me" "$SOCK" /healthz 2>&1)
     [[ $out == "HTTP/1.1 200 OK"* ]] || fail "answer to a bound client: $(head -c 200 <<<"$out")"
@@ -246,7 +238,7 @@ case_sighup_keeps_listening_on_the_socket() {
 }
 
 case_socket_activation_with_a_unix_socket() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    need_helpers
     local sock=$CASE_TMP/act.sock w=$CASE_TMP/awaitd-act
     printf '#!/bin/sh\nexec "%s" "%s" "%s" "$@"\n' "$HELPERS/sockact_unix" "$sock" "$AWAITD" >"$w"
     chmod +x "$w"
@@ -262,7 +254,7 @@ case_socket_activation_with_a_unix_socket() {
 }
 
 case_socket_activation_with_a_unix_socket_and_tls() {
-    [ -z "$HELPER_ERR" ] || fail "$HELPER_ERR"
+    need_helpers
     command -v openssl >/dev/null || fail "openssl is not installed (Debian package openssl)"
     local sock=$CASE_TMP/acttls.sock w=$CASE_TMP/awaitd-act
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \

@@ -401,16 +401,7 @@ static void reply_error(struct http_ctx *x, int value, const char *message,
     const struct http_error *e = http_error_lookup(value);
     aw_buf_t b;
     aw_buf_init(&b);
-    aw_buf_adds(&b, "{\"error\":{\"code\":\"");
-    aw_buf_adds(&b, e->code);
-    aw_buf_adds(&b, "\",\"message\":");
-    aw_utf8_add_json_str(&b, message ? message : e->message);
-    aw_buf_addc(&b, '}');
-    if (task) {
-        aw_buf_adds(&b, ",\"task\":");
-        aw_task_write_json(&b, task);
-    }
-    aw_buf_adds(&b, "}\n");
+    http_error_body(&b, e, message, task);
     size_t len;
     char *p = aw_buf_steal(&b, &len);
     send_answer(x, e->status, p, len, "application/json");
