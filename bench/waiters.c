@@ -280,7 +280,7 @@ static void raise_nofile(void)
 
 static int run_wait(void)
 {
-    request_len = (size_t)asprintf(&request, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    request_len = (size_t)asprintf(&request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
     conns = calloc((size_t)total, sizeof *conns);
     if (!conns)
         die("calloc");
@@ -377,7 +377,7 @@ static int run_wait(void)
 static int run_create(void)
 {
     request_len = (size_t)asprintf(&request,
-        "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         "Content-Length: %zu\r\n\r\n%s", path, strlen(body), body);
     conns = calloc((size_t)nconns, sizeof *conns);
     if (!conns)
