@@ -24,10 +24,11 @@ BUILD := build-san
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3 gnutls
+PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3 gnutls libcurl
 TEST_PKGS  := cmocka
 DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
               libevent-dev libinih-dev libsystemd-dev libsqlite3-dev libgnutls28-dev \
+              libcurl4-openssl-dev \
               sqlite3 curl jq procps
 # What only the tests need: cmocka; clang and its runtime for the libFuzzer
 # targets; valgrind (the request path under valgrind, where ASan cannot see
@@ -46,7 +47,7 @@ LIBS        = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c \
             lib/task.c lib/task_table.c lib/queue.c lib/waiter.c lib/engine.c \
-            lib/task_json.c lib/restore.c lib/kind_sleep.c lib/kind_stub.c lib/kind_exec.c \
+            lib/task_json.c lib/restore.c lib/kind_sleep.c lib/kind_http.c lib/kind_exec.c \
             lib/child.c lib/utf8.c lib/task_record.c lib/store.c lib/task_list.c \
             lib/siphash.c lib/json_text.c
 DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c daemon/edge.c daemon/ui.c \

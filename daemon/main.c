@@ -301,7 +301,7 @@ static int register_engine(aw_engine_t *e, const struct config *c)
 {
     int rc = aw_engine_add_kind(e, &aw_kind_sleep, c->kind_sleep);
     if (!rc) rc = aw_engine_add_kind(e, &aw_kind_exec, c->kind_exec);
-    if (!rc) rc = aw_engine_add_kind(e, &aw_kind_http_stub, false);
+    if (!rc) rc = aw_engine_add_kind(e, &aw_kind_http, false);
     for (size_t i = 0; !rc && i < c->nqueues; i++)
         rc = aw_engine_set_queue(e, c->queues[i].name, c->queues[i].concurrency);
     return rc;

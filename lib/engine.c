@@ -198,8 +198,13 @@ int aw_engine_configure_kind(aw_engine_t *e, const char *name, const void *confi
 {
     for (size_t i = 0; i < e->stats.nkinds; i++) {
         const aw_kind_t *k = e->stats.kinds[i].kind;
-        if (strcmp(k->name, name) == 0)
-            return k->configure ? k->configure(e->kind_state[i], config, err, errlen) : 0;
+        if (strcmp(k->name, name) != 0)
+            continue;
+        int rc = k->configure ? k->configure(e->kind_state[i], config, err, errlen) : 0;
+        /* A raised cap of the kind's own (has_slot) starts waiting tasks now. */
+        if (rc == 0 && k->has_slot && e->queues)
+            dispatch(e, e->queues);
+        return rc;
     }
     snprintf(err, errlen, "unknown kind '%s'", name);
     return AW_EKIND;
@@ -366,6 +371,20 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
     aw_task_unref(t);
 }
 
+/* Whether q may start its head now: a queue slot, and a slot of the
+ * head's kind when the kind caps its own running tasks (kind.h has_slot).
+ * A head its kind holds back keeps the tasks behind it pending too: FIFO
+ * order within a queue is kept, and a kind's tasks wait in their queues
+ * without a second list (operators give capped kinds a queue of their own
+ * when other kinds must not wait behind them). */
+static bool can_start(const aw_engine_t *e, const aw_queue_t *q)
+{
+    if (!q->head || !aw__queue_has_slot(q))
+        return false;
+    const aw_kind_t *k = q->head->kind;
+    return !k->has_slot || k->has_slot(aw_engine_kind_state(e, k));
+}
+
 static void dispatch(aw_engine_t *e, aw_queue_t *q)
 {
     /* One loop at a time (see the file comment); nothing starts while
@@ -377,12 +396,12 @@ static void dispatch(aw_engine_t *e, aw_queue_t *q)
     while (next) {
         aw_queue_t *cur = next;
         next = NULL;
-        while (cur->head && aw__queue_has_slot(cur))
+        while (can_start(e, cur))
             start_task(e, aw__queue_pop(cur));
         /* A task that finished inside start may have freed a slot of
          * another queue: look once more at every queue. */
         for (aw_queue_t *o = e->queues; o && !next; o = o->next)
-            if (o->head && aw__queue_has_slot(o))
+            if (can_start(e, o))
                 next = o;
     }
     e->dispatching = false;

@@ -19,6 +19,7 @@
 #define AW_KIND_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -82,12 +83,20 @@ typedef struct aw_kind {
      * result (exec: the job and its output buffers), for the engine's
      * memory budget. Read when t is admitted and when it finishes. */
     size_t (*bytes)(const aw_task_t *t);
+    /* Optional: a cap of the kind's own on tasks running at once (http:
+     * [http] max_transfers), beside the queues' concurrency. Returns
+     * whether one more may start now. The engine asks it for the task at
+     * the head of a queue: while it says no, that task and the ones behind
+     * it in the same queue stay pending, in FIFO order (the queue's FIFO
+     * is the wait list; nothing is moved). A kind whose running count
+     * drops says nothing: every finish dispatches every queue again. A
+     * kind that raises its cap (configure) gets a dispatch from
+     * aw_engine_configure_kind. */
+    bool (*has_slot)(const void *state);
 } aw_kind_t;
 
 extern const aw_kind_t aw_kind_sleep;
 extern const aw_kind_t aw_kind_exec;    /* kind_exec.c; its extras: kind_exec.h */
-/* Shape-only stand-in for a kind not built yet: it validates args like the
- * real kind will, and can never be enabled. */
-extern const aw_kind_t aw_kind_http_stub;
+extern const aw_kind_t aw_kind_http;    /* kind_http.c; its extras: kind_http.h */
 
 #endif

@@ -15,7 +15,7 @@ static const char *const state_names[AW_NSTATES] = {
 
 static const char *const error_names[AW_NERRTYPES] = {
     NULL, "cancelled", "timeout", "task_error", "exit_status", "signal",
-    "spawn_error", "http_error", "interrupted", "forbidden",
+    "spawn_error", "http_error", "interrupted", "forbidden", "http_status",
 };
 
 const char *aw_task_state_name(aw_task_state_t s)

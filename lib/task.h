@@ -44,6 +44,7 @@ typedef enum aw_error_type {
     AW_ERR_HTTP,            /* "http_error" */
     AW_ERR_INTERRUPTED,     /* "interrupted" */
     AW_ERR_FORBIDDEN,       /* "forbidden": the configuration refused it at start */
+    AW_ERR_HTTP_STATUS,     /* "http_status": http with fail_on_status, a status >= 400 */
     AW_NERRTYPES
 } aw_error_type_t;
 

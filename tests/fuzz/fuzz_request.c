@@ -283,7 +283,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!e ||
         aw_engine_add_kind(e, &aw_kind_sleep, true) < 0 ||
         aw_engine_add_kind(e, &aw_kind_exec, false) < 0 ||
-        aw_engine_add_kind(e, &aw_kind_http_stub, false) < 0 ||
+        aw_engine_add_kind(e, &aw_kind_http, false) < 0 ||
         aw_engine_set_queue(e, "serial", 1) < 0 ||
         aw_engine_set_queue(e, "pair", 2) < 0)
         abort();

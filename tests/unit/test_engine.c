@@ -38,7 +38,7 @@ static aw_engine_t *engine(struct event_base *base, uint64_t max_tasks, int64_t 
     aw_engine_t *e = aw_engine_new(base, &lim);
     assert_non_null(e);
     assert_int_equal(aw_engine_add_kind(e, &aw_kind_sleep, true), 0);
-    assert_int_equal(aw_engine_add_kind(e, &aw_kind_http_stub, false), 0);
+    assert_int_equal(aw_engine_add_kind(e, &aw_kind_http, false), 0);
     return e;
 }
 

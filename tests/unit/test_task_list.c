@@ -39,7 +39,7 @@ static int setup(void **state)
     if (!f || !(f->base = event_base_new()) || !(f->e = aw_engine_new(f->base, &lim)))
         return -1;
     assert_int_equal(aw_engine_add_kind(f->e, &aw_kind_sleep, true), 0);
-    assert_int_equal(aw_engine_add_kind(f->e, &aw_kind_http_stub, false), 0);
+    assert_int_equal(aw_engine_add_kind(f->e, &aw_kind_http, false), 0);
     assert_int_equal(aw_engine_set_queue(f->e, "other", 0), 0);
     assert_int_equal(aw_engine_set_queue(f->e, "empty", 0), 0);
     *state = f;
