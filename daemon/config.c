@@ -56,6 +56,8 @@ enum type {
     T_GROUP,            /* a group name (resolved by main), or empty */
     T_ORIGINS,          /* whitespace-separated scheme://host[:port] */
     T_HOSTS,            /* whitespace-separated host names */
+    T_HTTP_ALLOW,       /* whitespace-separated host[:port] patterns (the
+                           http kind checks their form) */
     T_TOKENS,           /* whitespace-separated NAME:SCOPES:FILE */
 };
 
@@ -107,6 +109,14 @@ static const struct key {
     { "exec",   "allow_root",        T_BOOL,             OFF(exec_allow_root),   0, "false" },
     { "exec",   "allow_loader_env",  T_BOOL,             OFF(exec_allow_loader_env), 0, "false" },
     { "exec",   "path",              T_PATH_LIST,        OFF(exec_path),         0, "/usr/local/bin:/usr/bin:/bin" },
+    { "http",   "allow",             T_HTTP_ALLOW,       OFF(http_allow),        0, "" },
+    { "http",   "max_transfers",     T_U32,              OFF(http_max_transfers), 1, "50" },
+    { "http",   "max_response_bytes", T_SIZE,            OFF(http_max_response_bytes), 0, "1048576" },
+    { "http",   "max_redirects",     T_U32,              OFF(http_max_redirects), 0, "5" },
+    { "http",   "max_request_body_bytes", T_SIZE,        OFF(http_max_request_body_bytes), 0, "1048576" },
+    { "http",   "max_request_headers", T_U32,            OFF(http_max_request_headers), 0, "64" },
+    { "http",   "connect_timeout_seconds", T_SECONDS_POSITIVE, OFF(http_connect_timeout_seconds), 0, "10" },
+    { "http",   "insecure",          T_BOOL,             OFF(http_insecure),     0, "false" },
     { "storage", "state_dir",        T_DIR,              OFF(state_dir),         0, "" },
     { "storage", "sync",             T_SYNC,             OFF(sync_full),         0, "full" },
     { "queue",  "concurrency",       T_U32, offsetof(struct config_queue, concurrency), 0, "0" },
@@ -546,6 +556,18 @@ static int set_value(struct config *c, const struct key *k, void *base,
             s += n;
         }
         return replace_string(slot, v, why, len);
+    case T_HTTP_ALLOW:
+        for (const char *s = v + strspn(v, " \t"); *s; s += strspn(s, " \t")) {
+            n = strcspn(s, " \t");
+            if (strspn(s, HOST_CHARS "*:[]") < n) {
+                set_err(why, len, "expected hosts such as api.example.com, host:port,"
+                        " *.example.com or [::1]:8080, separated by spaces, got \"%.*s\"",
+                        (int)n, s);
+                return -1;
+            }
+            s += n;
+        }
+        return replace_string(slot, v, why, len);
     case T_TOKENS:
         /* Only the syntax here; the files are read once the whole
          * configuration is known (read_secrets). */
@@ -707,7 +729,7 @@ int config_set_listen(struct config *c, const char *hostport, char *err, size_t 
  * so that a bare "[queue:jobs]" declares a queue with default settings. */
 static void enter_section(struct parse *p, const char *name, size_t len)
 {
-    static const char *const plain[] = { "server", "tasks", "kinds", "exec", "storage", "auth" };
+    static const char *const plain[] = { "server", "tasks", "kinds", "exec", "http", "storage", "auth" };
     char qname[QUEUE_NAME_MAX + 1];
     const char *q;
     size_t i, qlen;
@@ -881,6 +903,7 @@ void config_close(struct config *c)
     free_tokens(c);
     free(c->exec_allow);
     free(c->exec_path);
+    free(c->http_allow);
     free(c->state_dir);
     for (i = 0; i < c->nqueues; i++)
         free(c->queues[i].name);

@@ -81,6 +81,16 @@ struct config {
     bool     exec_allow_root;
     bool     exec_allow_loader_env; /* args.env may set LD_* and the like */
     char    *exec_path;             /* PATH for jobs whose env has none */
+    /* [http] */
+    char    *http_allow;            /* whitespace-separated host[:port],
+                                     * *.domain[:port] or *; "" = nowhere */
+    uint32_t http_max_transfers;
+    size_t   http_max_response_bytes;
+    uint32_t http_max_redirects;
+    size_t   http_max_request_body_bytes;
+    uint32_t http_max_request_headers;
+    double   http_connect_timeout_seconds;
+    bool     http_insecure;         /* no TLS verification */
     /* [storage] */
     char    *state_dir;             /* "" = memory only */
     bool     sync_full;             /* sync = full (else normal) */

@@ -42,6 +42,7 @@
 #include "events.h"
 #include "http.h"
 #include "kind_exec.h"
+#include "kind_http.h"
 #include "log.h"
 #include "queue.h"
 #include "service.h"
@@ -297,11 +298,40 @@ static int configure_exec(aw_engine_t *e, const struct config *c, char *err, siz
     return rc;
 }
 
+/* Hands [http] to the kind, like configure_exec. */
+static int configure_http(aw_engine_t *e, const struct config *c, char *err, size_t errlen)
+{
+    char *list = strdup(c->http_allow), *save = NULL;
+    const char **allow = calloc(strlen(c->http_allow) / 2 + 1, sizeof *allow);
+    size_t n = 0;
+    int rc = -1;
+    if (list && allow) {
+        for (char *s = strtok_r(list, " \t", &save); s; s = strtok_r(NULL, " \t", &save))
+            allow[n++] = s;
+        aw_http_config_t hc = {
+            .allow = allow, .nallow = n,
+            .max_transfers = c->http_max_transfers,
+            .max_response_bytes = c->http_max_response_bytes,
+            .max_redirects = c->http_max_redirects,
+            .max_request_body = c->http_max_request_body_bytes,
+            .max_request_headers = c->http_max_request_headers,
+            .connect_timeout_ms = (int64_t)(c->http_connect_timeout_seconds * 1000),
+            .insecure = c->http_insecure,
+        };
+        rc = aw_engine_configure_kind(e, "http", &hc, err, errlen) < 0 ? -1 : 0;
+    } else {
+        snprintf(err, errlen, "out of memory");
+    }
+    free(list);
+    free(allow);
+    return rc;
+}
+
 static int register_engine(aw_engine_t *e, const struct config *c)
 {
     int rc = aw_engine_add_kind(e, &aw_kind_sleep, c->kind_sleep);
     if (!rc) rc = aw_engine_add_kind(e, &aw_kind_exec, c->kind_exec);
-    if (!rc) rc = aw_engine_add_kind(e, &aw_kind_http, false);
+    if (!rc) rc = aw_engine_add_kind(e, &aw_kind_http, c->kind_http);
     for (size_t i = 0; !rc && i < c->nqueues; i++)
         rc = aw_engine_set_queue(e, c->queues[i].name, c->queues[i].concurrency);
     return rc;
@@ -312,9 +342,9 @@ static int register_engine(aw_engine_t *e, const struct config *c)
  * used at start-up and by a reload alike. */
 static int check_config(const struct config *c, const char *path, char *err, size_t errlen)
 {
-    if (c->kind_http) {
-        snprintf(err, errlen, "%s: [kinds] http = true: this version of awaitd "
-                 "does not have the http kind yet", path ? path : "config");
+    char why[256];
+    if (c->kind_http && aw_http_check_libcurl(why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s: [kinds] http = true: %s", path ? path : "config", why);
         return -1;
     }
     if (c->kind_exec && geteuid() == 0 && !c->exec_allow_root) {
@@ -574,14 +604,20 @@ static void reload(struct app *app)
      * fails. Queues that a failed reload added stay, unused and harmless. */
     if (configure_exec(app->engine, &next, err, sizeof err) < 0)
         goto keep;
+    if (configure_http(app->engine, &next, err, sizeof err) < 0) {
+        configure_exec(app->engine, app->cfg, err, sizeof err);
+        goto keep;
+    }
     if (set_queues(app->engine, &next) < 0) {
         set_queues(app->engine, app->cfg);      /* existing queues: cannot fail */
         configure_exec(app->engine, app->cfg, err, sizeof err);
+        configure_http(app->engine, app->cfg, err, sizeof err);
         snprintf(err, sizeof err, "out of memory");
         goto keep;
     }
     aw_engine_enable_kind(app->engine, "sleep", next.kind_sleep);
     aw_engine_enable_kind(app->engine, "exec", next.kind_exec);
+    aw_engine_enable_kind(app->engine, "http", next.kind_http);
     aw_engine_limits_t lim = {
         .max_tasks = next.max_tasks,
         .retention_ms = (int64_t)(next.retention_seconds * 1000),
@@ -761,7 +797,8 @@ int main(int argc, char **argv)
     if (!app.engine || register_engine(app.engine, &cfg) < 0 ||
         aw_engine_listen(app.engine, log_task_event, NULL) < 0)
         die_config("out of memory");
-    if (configure_exec(app.engine, &cfg, err, sizeof err) < 0)
+    if (configure_exec(app.engine, &cfg, err, sizeof err) < 0 ||
+        configure_http(app.engine, &cfg, err, sizeof err) < 0)
         die_config(err);
     /* A certificate that cannot be served and a socket group that does not
      * exist are configuration errors: exit 2 before anything listens. */
