@@ -216,12 +216,15 @@ max_tasks = abc'
     TOKEN=tok-1
     # A file that parses but asks for what this build refuses is kept out
     # the same way, and nothing of it applies.
+    # (An [http] allow entry that the kind cannot read.)
     reload '[server]
 auth_token = tok-3
 [kinds]
-http = true'
-    grep -q 'http = true.*keeping the running configuration' "$DLOG" ||
-        fail "no warning for [kinds] http: $(tail -n 3 "$DLOG" | tr '\n' '|')"
+http = true
+[http]
+allow = a:b:c'
+    grep -q "http allow entry 'a:b:c'.*keeping the running configuration" "$DLOG" ||
+        fail "no warning for the [http] allow entry: $(tail -n 3 "$DLOG" | tr '\n' '|')"
     req GET /v1/info
     assert_status 200
     stop_daemon
