@@ -42,6 +42,7 @@
 #include "events.h"
 #include "http.h"
 #include "kind_exec.h"
+#include "curl_loop.h"
 #include "kind_http.h"
 #include "log.h"
 #include "queue.h"
@@ -343,7 +344,7 @@ static int register_engine(aw_engine_t *e, const struct config *c)
 static int check_config(const struct config *c, const char *path, char *err, size_t errlen)
 {
     char why[256];
-    if (c->kind_http && aw_http_check_libcurl(why, sizeof why) < 0) {
+    if (c->kind_http && aw_curl_check(why, sizeof why) < 0) {
         snprintf(err, errlen, "%s: [kinds] http = true: %s", path ? path : "config", why);
         return -1;
     }
