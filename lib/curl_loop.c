@@ -207,3 +207,68 @@ void aw_curl_secure(CURL *c, aw_curl_guard_t *guard, const aw_curl_tls_t *tls)
     if (tls->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, tls->ca_file);
 }
+
+bool aw_curl_is_token(const char *s)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
+                                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    return *s && strspn(s, tchar) == strlen(s);
+}
+
+int aw_curl_check_headers(json_t *headers, size_t max, const char *what,
+                          char *err, size_t errlen)
+{
+    const char *k;
+    json_t *v;
+    if (!headers || json_is_null(headers))
+        return 0;
+    if (!json_is_object(headers)) {
+        snprintf(err, errlen, "%s must be an object of strings", what);
+        return AW_EINVAL;
+    }
+    json_object_foreach(headers, k, v) {
+        if (!json_is_string(v)) {
+            snprintf(err, errlen, "%s must be an object of strings", what);
+            return AW_EINVAL;
+        }
+        if (!aw_curl_is_token(k) || strlen(json_string_value(v)) != json_string_length(v) ||
+            strpbrk(json_string_value(v), "\r\n")) {
+            snprintf(err, errlen, "%s: '%.64s' must be a header name and its value a line "
+                     "without CR, LF or NUL", what, k);
+            return AW_EINVAL;
+        }
+    }
+    if (json_object_size(headers) > max) {
+        snprintf(err, errlen, "%s has more than %zu headers", what, max);
+        return AW_EINVAL;
+    }
+    return 0;
+}
+
+int aw_curl_add_header(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(*list, line);
+    if (!l)
+        return -ENOMEM;
+    *list = l;
+    return 0;
+}
+
+int aw_curl_add_headers(struct curl_slist **list, json_t *headers)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(headers, k, v) {
+        size_t kl = strlen(k), vl = json_string_length(v);
+        char *line = malloc(kl + vl + 3);
+        if (!line)
+            return -ENOMEM;
+        /* "Name;" is libcurl's way to send a header with an empty value. */
+        snprintf(line, kl + vl + 3, vl ? "%s: %s" : "%s;", k, json_string_value(v));
+        int rc = aw_curl_add_header(list, line);
+        free(line);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

@@ -25,6 +25,7 @@
 #define AW_CURL_LOOP_H
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -74,5 +75,19 @@ typedef struct aw_curl_tls {
  * allow-list), the address check on every connection (guard, which must
  * outlive the transfer), TLS verification, the connect timeout. */
 void aw_curl_secure(CURL *easy, aw_curl_guard_t *guard, const aw_curl_tls_t *tls);
+
+/* Request headers as a client gives them: an object of strings, each
+ * name an HTTP token and each value one line (no CR, LF or NUL), at most
+ * max entries. what names the object in messages ("args.headers").
+ * Returns 0 or AW_EINVAL with err set. NULL and JSON null are fine. */
+int  aw_curl_check_headers(json_t *headers, size_t max, const char *what,
+                           char *err, size_t errlen);
+/* Appends them to *list as libcurl takes them ("Name: value"; an empty
+ * value as "Name;"). Returns 0 or -ENOMEM (*list keeps what was added). */
+int  aw_curl_add_headers(struct curl_slist **list, json_t *headers);
+/* Appends one line. Returns 0 or -ENOMEM. */
+int  aw_curl_add_header(struct curl_slist **list, const char *line);
+/* Whether s is an HTTP token (a method or a header name). */
+bool aw_curl_is_token(const char *s);
 
 #endif

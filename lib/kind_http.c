@@ -190,13 +190,6 @@ static bool c_string(json_t *v)
     return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
 }
 
-static bool is_token(const char *s)
-{
-    static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
-                                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    return *s && strspn(s, tchar) == strlen(s);
-}
-
 static bool present(json_t *v)
 {
     return v && !json_is_null(v);
@@ -209,25 +202,15 @@ static int check_shape(const struct http_state *st, json_t *args, char *err, siz
     json_t *url = json_object_get(args, "url"), *method = json_object_get(args, "method");
     json_t *headers = json_object_get(args, "headers"), *body = json_object_get(args, "body");
     json_t *v;
-    const char *k;
     if (!c_string(url))
         return bad(err, errlen, "http needs args.url, a string");
-    if (present(method) && (!c_string(method) || !is_token(json_string_value(method)) ||
+    if (present(method) && (!c_string(method) || !aw_curl_is_token(json_string_value(method)) ||
                             json_string_length(method) > MAX_METHOD))
         return bad(err, errlen, "args.method must be an HTTP method such as GET or POST");
-    if (present(headers)) {
-        if (!json_is_object(headers))
-            return bad(err, errlen, "args.headers must be an object of strings");
-        json_object_foreach(headers, k, v) {
-            if (!json_is_string(v))
-                return bad(err, errlen, "args.headers must be an object of strings");
-            if (!is_token(k) || !c_string(v) || strpbrk(json_string_value(v), "\r\n")) {
-                snprintf(err, errlen, "args.headers: '%.64s' must be a header name and its "
-                         "value a line without CR, LF or NUL", k);
-                return AW_EINVAL;
-            }
-        }
-    }
+    int rc = aw_curl_check_headers(headers, st ? st->max_request_headers : SIZE_MAX,
+                                   "args.headers", err, errlen);
+    if (rc < 0)
+        return rc;
     if (present(body) && !json_is_string(body))
         return bad(err, errlen, "args.body must be a string");
     const char *flags[] = { "follow_redirects", "fail_on_status" };
@@ -243,11 +226,6 @@ static int check_shape(const struct http_state *st, json_t *args, char *err, siz
         return bad(err, errlen, "args.max_response_bytes must be an integer >= 0");
     if (!st)
         return 0;
-    if (json_object_size(headers) > st->max_request_headers) {
-        snprintf(err, errlen, "args.headers has more than the %u headers of "
-                 "[http] max_request_headers", st->max_request_headers);
-        return AW_EINVAL;
-    }
     if (json_string_length(body) > st->max_request_body) {
         snprintf(err, errlen, "args.body is larger than the %zu bytes of "
                  "[http] max_request_body_bytes", st->max_request_body);
@@ -403,27 +381,12 @@ static int setup_request(struct xfer *x, json_t *args, const char *url, const ch
         /* COPYPOSTFIELDS: a body with NUL bytes in it is sent whole. */
         curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, json_string_value(body));
     }
-    json_object_foreach(headers, k, v) {
-        size_t kl = strlen(k), vl = json_string_length(v);
-        char *line = malloc(kl + vl + 3);
-        if (!line)
-            return -ENOMEM;
-        /* "Name;" is curl's way to send a header with an empty value. */
-        snprintf(line, kl + vl + 3, vl ? "%s: %s" : "%s;", k, json_string_value(v));
-        struct curl_slist *l = curl_slist_append(x->hdrs, line);
-        free(line);
-        if (!l)
-            return -ENOMEM;
-        x->hdrs = l;
+    json_object_foreach(headers, k, v)
         has_expect |= strcasecmp(k, "expect") == 0;
-    }
-    if (!has_expect) {
-        /* No 100-continue round trip for large bodies. */
-        struct curl_slist *l = curl_slist_append(x->hdrs, "Expect:");
-        if (!l)
-            return -ENOMEM;
-        x->hdrs = l;
-    }
+    /* No 100-continue round trip for large bodies. */
+    if (aw_curl_add_headers(&x->hdrs, headers) < 0 ||
+        (!has_expect && aw_curl_add_header(&x->hdrs, "Expect:") < 0))
+        return -ENOMEM;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
     return 0;
 }
