@@ -34,7 +34,7 @@ DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
 # targets; valgrind (the request path under valgrind, where ASan cannot see
 # into libmicrohttpd); openssl (test certificates); Chromium (the browser
 # attack and the /ui page, headless).
-TEST_DEB_PKGS := libcmocka-dev clang libclang-rt-14-dev valgrind openssl chromium
+TEST_DEB_PKGS := libcmocka-dev clang libclang-rt-14-dev valgrind openssl chromium python3
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes

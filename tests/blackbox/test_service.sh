@@ -223,7 +223,7 @@ auth_token = tok-3
 http = true
 [http]
 allow = a:b:c'
-    grep -q "http allow entry 'a:b:c'.*keeping the running configuration" "$DLOG" ||
+    grep -qF "[http] allow entry 'a:b:c'" "$DLOG" && grep -q "allow entry 'a:b:c'.*keeping the running configuration" "$DLOG" ||
         fail "no warning for the [http] allow entry: $(tail -n 3 "$DLOG" | tr '\n' '|')"
     req GET /v1/info
     assert_status 200

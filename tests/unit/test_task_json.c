@@ -100,7 +100,7 @@ static json_t *render(struct fx *f, const aw_task_t *t)
     assert_true(json_is_object(f->obj));
     static const char *const fields[] = {
         "id", "kind", "name", "queue", "state", "done", "args", "timeout",
-        "created_at", "started_at", "finished_at", "result", "error",
+        "created_at", "started_at", "finished_at", "result", "error", "notify",
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (!json_object_get(f->obj, fields[i]))
@@ -145,6 +145,34 @@ static void pending_task_has_every_field(void **state)
     assert_null_field(o, "finished_at");
     assert_null_field(o, "result");
     assert_null_field(o, "error");
+    assert_null_field(o, "notify");
+}
+
+/* The delivery state, and the url without the headers: they may carry
+ * the receiver's credentials. */
+static void notify_shows_url_and_state_not_headers(void **state)
+{
+    struct fx *f = *state;
+    aw_task_t *t = sleeper(f, 5);
+    assert_int_equal(aw__task_set_notify(t, "{\"url\":\"http://r.example/h\","
+                                            "\"headers\":{\"Authorization\":\"Bearer s\"}}"), 0);
+    aw_task_notify_t *n = aw_task_notify(t);
+    n->attempts = 2;
+    n->last_status = 503;
+    n->last_error = strdup("the receiver answered HTTP status 503");
+    json_t *o = render(f, t);
+    json_t *want = json_pack("{s:s,s:s,s:i,s:i,s:s}", "url", "http://r.example/h",
+                             "state", "pending", "attempts", 2, "last_status", 503,
+                             "last_error", "the receiver answered HTTP status 503");
+    assert_true(json_equal(json_object_get(o, "notify"), want));
+    json_decref(want);
+    n->state = AW_NOTIFY_DELIVERED;
+    n->last_status = 200;
+    free(n->last_error);
+    n->last_error = NULL;
+    o = render(f, t);
+    assert_string_equal(str(json_object_get(o, "notify"), "state"), "delivered");
+    assert_null_field(json_object_get(o, "notify"), "last_error");
 }
 
 static void running_task_has_started_at(void **state)
@@ -284,6 +312,7 @@ int main(void)
         T(name_with_quotes_and_newlines_is_escaped),
         T(queue_name_is_escaped),
         T(args_with_strings_to_escape_round_trip),
+        T(notify_shows_url_and_state_not_headers),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
