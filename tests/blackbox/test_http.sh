@@ -245,6 +245,194 @@ case_name_resolving_to_loopback_is_refused() {
     assert_jq '.error.message | test("refused: it is a loopback")' true
 }
 
+# TLS: verification is on unless the config turns it off, and with the
+# system's CAs the throwaway CA is unknown.
+case_https_unknown_ca_fails() {
+    need_tls
+    run_http "$H/"
+    assert_jq .state failed
+    assert_jq .error.type http_error
+    note "error: $(jqb .error.message)"
+    assert_jq '.error.message | test("certificate"; "i")' true
+    assert_jq .result null
+}
+
+# [http] ca_file = the CA: the same server is trusted, and still only for
+# the name on its certificate (localhost is not on it).
+case_https_ca_file_trusts_the_ca() {
+    need_tls
+    start_daemon "[kinds]
+http = true
+[http]
+allow = 127.0.0.1:$HPORT localhost:$HPORT
+ca_file = $TLS/ca.pem"
+    run_http "$H/"
+    assert_jq .state succeeded
+    assert_jq .result.status 200
+    assert_jq .result.body 'tls ok'
+    run_http "https://localhost:$HPORT/"
+    assert_jq .state failed
+    assert_jq .error.type http_error
+    assert_jq '.error.message | test("certificate|subject name|host ?name"; "i")' true
+    stop_daemon
+}
+
+# ca_file is what is trusted: another CA's file does not make the server's
+# certificate pass (ca_file does not turn verification off).
+case_https_other_ca_file_fails() {
+    need_tls
+    start_daemon "[kinds]
+http = true
+[http]
+allow = 127.0.0.1:$HPORT
+ca_file = $TLS/other-ca.pem"
+    run_http "$H/"
+    assert_jq .state failed
+    assert_jq .error.type http_error
+    assert_jq '.error.message | test("certificate"; "i")' true
+    stop_daemon
+}
+
+case_https_insecure_skips_verification() {
+    need_tls
+    start_daemon "[kinds]
+http = true
+[http]
+allow = 127.0.0.1:$HPORT
+insecure = true"
+    run_http "$H/"
+    assert_jq .state succeeded
+    assert_jq .result.status 200
+    assert_jq .result.body 'tls ok'
+    stop_daemon
+}
+
+# metrics_now: BODY = the current daemon's /metrics.
+metrics_now() {
+    req GET /metrics
+    assert_status 200
+}
+
+# awaitd_http_results_total{class} grows by one as each task ends, in the
+# class of its status ("error": no status, the transport failed).
+case_metrics_results_by_class() {
+    need_helpers
+    local c before=() after=() classes=(2xx 3xx 4xx 5xx error) i
+    metrics_now
+    for c in "${classes[@]}"; do
+        before+=("$(metric awaitd_http_results_total class="$c")")
+    done
+    run_http "$T/echo"
+    metrics_now
+    assert_eq "$(metric awaitd_http_results_total class=2xx)" "$((before[0] + 1))" \
+        "results_total{class=2xx} after a 200"
+    run_http "$T/redirect"
+    run_http "$T/status/404"
+    metrics_now
+    assert_eq "$(metric awaitd_http_results_total class=4xx)" "$((before[2] + 1))" \
+        "results_total{class=4xx} after a 404"
+    run_http "$T/status/503"
+    run_http "http://127.0.0.1:1/"
+    metrics_now
+    assert_eq "$(metric awaitd_http_results_total class=error)" "$((before[4] + 1))" \
+        "results_total{class=error} after a refused connection"
+    for i in "${!classes[@]}"; do
+        after+=("$(metric awaitd_http_results_total class="${classes[$i]}")")
+        assert_eq "${after[$i]}" "$((before[i] + 1))" \
+            "awaitd_http_results_total{class=${classes[$i]}} after one task of each class"
+    done
+    grep -q '^# TYPE awaitd_http_results_total counter' <<<"$BODY" ||
+        fail "no '# TYPE awaitd_http_results_total counter' line in /metrics"
+}
+
+# cancel_all ID...: cancels each task (200 expected).
+cancel_all() {
+    local id
+    for id in "$@"; do
+        req POST "/v1/tasks/$id/cancel"
+        assert_status 200
+    done
+}
+
+# await_in_flight N: bounded poll (5 s) of /metrics until
+# awaitd_http_transfers_in_flight is N.
+await_in_flight() {
+    local i v
+    for ((i = 0; i < 100; i++)); do
+        metrics_now
+        v=$(metric awaitd_http_transfers_in_flight)
+        [ "$v" = "$1" ] && return 0
+        sleep 0.05
+    done
+    fail "awaitd_http_transfers_in_flight still $v, not $1, after 5 s"
+}
+
+# awaitd_http_transfers_in_flight: 3 transfers the target holds open are
+# 3 in flight; cancelled, 0 again. The tasks are cancelled before the
+# verdict, so that a failure leaves nothing running for the next cases.
+case_metrics_transfers_in_flight() {
+    need_helpers
+    local slow ids=() i held typed
+    metrics_now
+    assert_eq "$(metric awaitd_http_transfers_in_flight)" 0 "transfers in flight before"
+    slow=$(grep -c '^slow' "$TLOG")
+    for i in 1 2 3; do
+        create "$(http_body "$T/slow")"
+        ids+=("$ID")
+    done
+    await_line_count '^slow' "$((slow + 3))"
+    metrics_now
+    held=$(metric awaitd_http_transfers_in_flight)
+    typed=$(grep -c '^# TYPE awaitd_http_transfers_in_flight gauge' <<<"$BODY")
+    cancel_all "${ids[@]}"
+    assert_eq "$typed" 1 "'# TYPE awaitd_http_transfers_in_flight gauge' lines in /metrics"
+    assert_eq "$held" 3 "transfers in flight with 3 held by the target"
+    await_in_flight 0
+}
+
+# Under a cap of 2, four held transfers are 2 in flight and 2 tasks pending:
+# the gauge counts transfers, not http tasks.
+case_metrics_in_flight_under_the_cap() {
+    need_helpers
+    local slow ids=() i held
+    start_daemon "[kinds]
+http = true
+[http]
+allow = 127.0.0.1:$TPORT
+max_transfers = 2"
+    slow=$(grep -c '^slow' "$TLOG")
+    for i in 1 2 3 4; do
+        create "$(http_body "$T/slow")"
+        ids+=("$ID")
+    done
+    await_line_count '^slow' "$((slow + 2))"
+    metrics_now
+    held=$(metric awaitd_http_transfers_in_flight)
+    req GET '/v1/tasks?state=pending&kind=http'
+    assert_jq '.tasks | length' 2
+    assert_eq "$held" 2 "transfers in flight under max_transfers = 2"
+    cancel_all "${ids[@]}"
+    await_in_flight 0
+    stop_daemon
+}
+
+# /v1/info: limits.http shows the [http] section (the main daemon's
+# values); limits.notify says webhooks are off without [notify] allow.
+case_info_limits_http() {
+    req GET /v1/info
+    assert_status 200
+    assert_jq .kinds.http true
+    assert_jq '.limits.http.allow' "[\"127.0.0.1:$TPORT\",\"127.0.0.1:1\",\"localhost\",\"127.0.0.1:${HPORT:-2}\"]"
+    assert_jq .limits.http.max_transfers 50
+    assert_jq .limits.http.max_response_bytes 1048576
+    local k
+    for k in max_redirects max_request_body_bytes max_request_headers connect_timeout_seconds; do
+        assert_jq ".limits.http.$k | type == \"number\" and . >= 0" true
+    done
+    assert_jq '.limits.http | has("allow") and has("max_transfers") and has("max_response_bytes")' true
+    assert_jq .limits.notify.enabled false
+}
+
 # await_line_count REGEX N: bounded poll (5 s) until TLOG has N lines matching REGEX.
 await_line_count() {
     local i
