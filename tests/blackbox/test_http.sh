@@ -433,10 +433,30 @@ case_info_limits_http() {
     assert_jq .limits.http.max_response_bytes 1048576
     local k
     for k in max_redirects max_request_body_bytes max_request_headers connect_timeout_seconds; do
-        assert_jq ".limits.http.$k | type == \"number\" and . >= 0" true
+        assert_jq ".limits.http.$k | type == \"number\" and . > 0" true
     done
-    assert_jq '.limits.http | has("allow") and has("max_transfers") and has("max_response_bytes")' true
     assert_jq .limits.notify.enabled false
+}
+
+# Each field of limits.http is its own key of [http]: a daemon with a
+# distinct value for every one shows each in its place.
+case_info_limits_http_follow_the_config() {
+    start_daemon "[kinds]
+http = true
+[http]
+allow = *.example.com api.example.org:8443 127.0.0.1:9
+max_transfers = 7
+max_response_bytes = 12345
+max_redirects = 3
+max_request_body_bytes = 5000
+max_request_headers = 9
+connect_timeout_seconds = 4"
+    req GET /v1/info
+    assert_status 200
+    assert_jq .limits.http.allow '["*.example.com","api.example.org:8443","127.0.0.1:9"]'
+    assert_jq '.limits.http | [.max_transfers, .max_response_bytes, .max_redirects, .max_request_body_bytes, .max_request_headers, .connect_timeout_seconds]' \
+        '[7,12345,3,5000,9,4]'
+    stop_daemon
 }
 
 # await_line_count REGEX N: bounded poll (5 s) until TLOG has N lines matching REGEX.
