@@ -7,17 +7,19 @@
  *   open N          a connection was accepted (N: open now)
  *   slow            a request for /slow arrived (it is never answered)
  *   closed MS       a connection ended (MS: wall-clock ms since the epoch)
- * and keeps the most connections ever open at once for /stats.
+ * and keeps the number of connections open now and the most ever open at
+ * once (idle keep-alive connections count: they are open) for /stats.
  *
  * Paths:
  *   /echo        200, body "METHOD|X-Test header|request body", header X-Reply: yes
  *   /status/N    status N, body "status N"
  *   /slow        never answers
  *   /delay       200 after 200 ms (so that transfers overlap)
+ *   /delay/MS    200 after MS ms (at most 60000)
  *   /big         200 with 100000 bytes of 'x'
  *   /latin1      200 with the bytes "caf\xe9" (not UTF-8)
  *   /redirect    302 to /echo
- *   /stats       200, body "max=N"
+ *   /stats       200, body "open=N max=M" (N counts the connection asking)
  *
  *   http_target LOG [PORT]
  */
@@ -44,7 +46,7 @@ struct conn {
 
 static struct conn conns[MAXC];
 static int nopen, maxopen;
-static FILE *logf;
+static FILE *logfp;
 
 static long long now_ms(int realtime)
 {
@@ -78,7 +80,7 @@ static void close_conn(struct conn *c)
     close(c->fd);
     c->fd = -1;
     nopen--;
-    fprintf(logf, "closed %lld\n", now_ms(1));
+    fprintf(logfp, "closed %lld\n", now_ms(1));
 }
 
 /* Handles every complete request in c->in. */
@@ -114,9 +116,12 @@ static void serve(struct conn *c)
             answer(c->fd, st, NULL, body, (size_t)n);
         } else if (strcmp(path, "/slow") == 0) {
             c->slow = 1;
-            fprintf(logf, "slow\n");
+            fprintf(logfp, "slow\n");
         } else if (strcmp(path, "/delay") == 0) {
             c->due = now_ms(0) + 200;
+        } else if (strncmp(path, "/delay/", 7) == 0) {
+            long ms = strtol(path + 7, NULL, 10);
+            c->due = now_ms(0) + (ms < 0 ? 0 : ms > 60000 ? 60000 : ms);
         } else if (strcmp(path, "/big") == 0) {
             static char big[100000];
             memset(big, 'x', sizeof big);
@@ -127,7 +132,7 @@ static void serve(struct conn *c)
             answer(c->fd, 302, "Location: /echo\r\n", "", 0);
         } else if (strcmp(path, "/stats") == 0) {
             char body[64];
-            int n = snprintf(body, sizeof body, "max=%d", maxopen);
+            int n = snprintf(body, sizeof body, "open=%d max=%d", nopen, maxopen);
             answer(c->fd, 200, NULL, body, (size_t)n);
         } else {
             answer(c->fd, 404, NULL, "no", 2);
@@ -143,10 +148,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: http_target LOG [PORT]\n");
         return 2;
     }
-    logf = fopen(argv[1], "a");
-    if (!logf)
+    logfp = fopen(argv[1], "a");
+    if (!logfp)
         return 1;
-    setvbuf(logf, NULL, _IOLBF, 0);
+    setvbuf(logfp, NULL, _IOLBF, 0);
     int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
@@ -223,7 +228,7 @@ int main(int argc, char **argv)
             nopen++;
             if (nopen > maxopen)
                 maxopen = nopen;
-            fprintf(logf, "open %d\n", nopen);
+            fprintf(logfp, "open %d\n", nopen);
         }
     }
 }
