@@ -33,7 +33,8 @@ DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
 # What only the tests need: cmocka; clang and its runtime for the libFuzzer
 # targets; valgrind (the request path under valgrind, where ASan cannot see
 # into libmicrohttpd); openssl (test certificates); Chromium (the browser
-# attack and the /ui page, headless).
+# attack and the /ui page, headless); python3 (the tests' HTTPS target and
+# webhook receiver, standard library only).
 TEST_DEB_PKGS := libcmocka-dev clang libclang-rt-14-dev valgrind openssl chromium python3
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
