@@ -15,22 +15,27 @@ RECV=$(dirname "$0")/helpers/webhook_recv.py
 SECRET='s3cret-k3y-for-the-tests'
 
 # start_receiver LOG [ARGS...]: starts webhook_recv.py logging to LOG (ARGS:
-# a secret, --port N); sets RECV_PORT and RECV_PID, returns 1 if it did not
-# say its port within 10 s. Its pid joins the daemons the cleanup kills.
+# a secret, --port N); sets RECV_PORT and RECV_PID (the python process's own
+# pid, from its pid file: python3 may be a wrapper that forks), returns 1 if
+# it did not say its port within 10 s. Both pids join the daemons the
+# cleanup kills.
 start_receiver() {
     local log=$1 fifo
     shift
     fifo=$(mktemp -u "$AW_TMP/recv-port.XXXXXX")
     mkfifo "$fifo"
     : >"$log"
-    python3 "$RECV" "$log" "$@" >"$fifo" 2>"$log.err" &
-    RECV_PID=$!
-    echo "$RECV_PID" >>"$AW_TMP/daemons"
+    rm -f "$log.pid"
+    python3 "$RECV" --pidfile "$log.pid" "$log" "$@" >"$fifo" 2>"$log.err" &
+    echo $! >>"$AW_TMP/daemons"
     disown
     RECV_PORT=""
-    # The receiver prints its port once it listens; read blocks until then.
+    # The receiver prints its port once it listens (after writing its pid);
+    # read blocks until then.
     read -r -t 10 RECV_PORT <"$fifo"
     rm -f "$fifo"
+    RECV_PID=$(cat "$log.pid" 2>/dev/null)
+    [ -n "$RECV_PID" ] && echo "$RECV_PID" >>"$AW_TMP/daemons"
     [ -n "$RECV_PORT" ]
 }
 
@@ -500,10 +505,10 @@ case_info_shows_the_notify_limits() {
     assert_jq .limits.notify.allow "[\"127.0.0.1:$RPORT\",\"127.0.0.1:$DEAD\"]"
     assert_jq .limits.notify.signed true
     assert_jq .limits.notify.max_attempts 3
-    assert_jq .limits.notify.min_backoff_seconds 0.2
-    assert_jq .limits.notify.max_backoff_seconds 1
+    assert_jq ".limits.notify.min_backoff_seconds == 0.2" true
+    assert_jq ".limits.notify.max_backoff_seconds == 1" true
     assert_jq .limits.notify.max_transfers 4
-    assert_jq .limits.notify.timeout_seconds 10
+    assert_jq ".limits.notify.timeout_seconds == 10" true
     assert_jq '.limits.notify | has("secret") or has("secret_file")' false
     case $BODY in *"$SECRET"*) fail "/v1/info shows the secret: $BODY" ;; esac
     assert_jq '.limits.http | has("allow") and has("max_transfers")' true

@@ -2,11 +2,12 @@
 """webhook_recv.py — a webhook receiver for the black-box tests of awaitd's
 completion notifications (standard library only).
 
-    python3 webhook_recv.py [--port N] LOGFILE [SECRET]
+    python3 webhook_recv.py [--port N] [--pidfile FILE] LOGFILE [SECRET]
 
 Binds 127.0.0.1 (port 0 unless --port names one, so a test can bring a
-receiver back on the port a daemon was told about), prints the port on
-stdout once it listens, and serves each connection in a thread of its own,
+receiver back on the port a daemon was told about), writes its pid to
+FILE (python3 may be a wrapper such as pyenv's shim that forks, so $! is
+not the receiver), prints the port on stdout once it listens, and serves each connection in a thread of its own,
 so a slow answer never delays another request.
 
 Every request appends one JSON line to LOGFILE, written when the request
@@ -183,6 +184,7 @@ class Server(ThreadingHTTPServer):
 def main():
     ap = argparse.ArgumentParser(description="webhook receiver for the tests")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--pidfile")
     ap.add_argument("logfile")
     ap.add_argument("secret", nargs="?")
     a = ap.parse_args()
@@ -190,6 +192,9 @@ def main():
     srv.log_path = os.path.abspath(a.logfile)
     srv.gate_dir = os.path.dirname(srv.log_path)
     srv.secret = a.secret
+    if a.pidfile:
+        with open(a.pidfile, "w") as f:
+            f.write("%d\n" % os.getpid())
     print(srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
