@@ -24,11 +24,11 @@ BUILD := build-san
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3 gnutls libcurl
+PKGS       := libmicrohttpd jansson libevent inih libsystemd sqlite3 gnutls libcurl libcrypto
 TEST_PKGS  := cmocka
 DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
               libevent-dev libinih-dev libsystemd-dev libsqlite3-dev libgnutls28-dev \
-              libcurl4-openssl-dev \
+              libcurl4-openssl-dev libssl-dev \
               sqlite3 curl jq procps
 # What only the tests need: cmocka; clang and its runtime for the libFuzzer
 # targets; valgrind (the request path under valgrind, where ASan cannot see
@@ -49,7 +49,8 @@ LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c
             lib/task.c lib/task_table.c lib/queue.c lib/waiter.c lib/engine.c \
             lib/task_json.c lib/restore.c lib/kind_sleep.c lib/kind_http.c lib/kind_exec.c \
             lib/child.c lib/utf8.c lib/task_record.c lib/store.c lib/task_list.c \
-            lib/siphash.c lib/json_text.c
+            lib/siphash.c lib/json_text.c lib/net_allow.c lib/curl_loop.c \
+            lib/notify.c
 DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c daemon/edge.c daemon/ui.c \
                daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c \
                daemon/tls.c daemon/unix_socket.c

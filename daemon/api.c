@@ -19,6 +19,7 @@
 #include "events.h"
 #include "http_error.h"
 #include "metrics.h"
+#include "notify.h"
 #include "queue.h"
 #include "task_json.h"
 #include "ui.h"
@@ -31,10 +32,12 @@
 #define ERR_SIZE             256
 
 static int64_t started_mono;
+static const aw_notify_t *notifier;
 
-void api_init(void)
+void api_init(const aw_notify_t *notify)
 {
     started_mono = aw_clock_mono_ms();
+    notifier = notify;
 }
 
 /* ---- small helpers ---- */
@@ -293,7 +296,7 @@ static void get_metrics(struct http_ctx *x)
 {
     struct metrics_http h = { .open_connections = http_open_connections(x->srv),
                               .sse_clients = events_clients(),
-                              .store = http_store(x->srv) };
+                              .store = http_store(x->srv), .notify = notifier };
     aw_buf_t b;
     aw_buf_init(&b);
     metrics_write(&b, http_engine(x->srv), &h);
@@ -332,6 +335,46 @@ static void write_storage(aw_buf_t *b, const aw_store_t *st)
     aw_buf_printf(b, ",\"failing\":%s}", in.failing ? "true" : "false");
 }
 
+/* A configured allow-list as a JSON array. */
+static void write_words(aw_buf_t *b, const char *list)
+{
+    bool first = true;
+    aw_buf_addc(b, '[');
+    for (const char *s = list + strspn(list, " \t"); *s; s += strspn(s, " \t")) {
+        size_t n = strcspn(s, " \t");
+        aw_buf_adds(b, first ? "" : ",");
+        aw_utf8_add_json(b, s, n);
+        first = false;
+        s += n;
+    }
+    aw_buf_addc(b, ']');
+}
+
+/* /v1/info's limits.http and limits.notify: where outgoing requests may
+ * go and their limits (never the secret). */
+static void write_outgoing(aw_buf_t *b, const struct config *c)
+{
+    aw_buf_adds(b, ",\"http\":{\"allow\":");
+    write_words(b, c->http_allow);
+    aw_buf_printf(b, ",\"max_transfers\":%u,\"max_response_bytes\":%zu,"
+                  "\"max_redirects\":%u,\"max_request_body_bytes\":%zu,"
+                  "\"max_request_headers\":%u,\"connect_timeout_seconds\":%g,"
+                  "\"insecure\":%s}",
+                  c->http_max_transfers, c->http_max_response_bytes, c->http_max_redirects,
+                  c->http_max_request_body_bytes, c->http_max_request_headers,
+                  c->http_connect_timeout_seconds, c->http_insecure ? "true" : "false");
+    aw_buf_printf(b, ",\"notify\":{\"enabled\":%s,\"allow\":",
+                  c->notify_allow[strspn(c->notify_allow, " \t")] ? "true" : "false");
+    write_words(b, c->notify_allow);
+    aw_buf_printf(b, ",\"signed\":%s,\"max_attempts\":%u,\"min_backoff_seconds\":%g,"
+                  "\"max_backoff_seconds\":%g,\"max_transfers\":%u,\"timeout_seconds\":%g,"
+                  "\"connect_timeout_seconds\":%g,\"insecure\":%s}",
+                  c->notify_secret[0] ? "true" : "false", c->notify_max_attempts,
+                  c->notify_min_backoff_seconds, c->notify_max_backoff_seconds,
+                  c->notify_max_transfers, c->notify_timeout_seconds,
+                  c->notify_connect_timeout_seconds, c->notify_insecure ? "true" : "false");
+}
+
 static void get_info(struct http_ctx *x)
 {
     const struct config *c = http_config(x->srv);
@@ -354,15 +397,16 @@ static void get_info(struct http_ctx *x)
                   "\"exec_max_output_bytes\":%zu,\"max_task_bytes\":%llu,"
                   "\"max_result_bytes\":%llu,\"max_list_bytes\":%zu,"
                   "\"max_connections_per_client\":%u,\"idle_timeout_seconds\":%u,"
-                  "\"request_timeout_seconds\":%g},"
-                  "\"tasks\":{\"unfinished\":%llu,\"held\":%llu,\"bytes\":%llu},\"waiters\":%llu,"
-                  "\"connections\":%u,\"sse_clients\":%u,\"queues\":{",
+                  "\"request_timeout_seconds\":%g",
                   (unsigned long long)c->max_tasks, c->max_body_bytes, c->max_wait_seconds,
                   c->max_wait_ids, c->retention_seconds, c->max_connections,
                   c->shutdown_grace_seconds, c->exec_kill_grace_seconds, c->exec_max_output,
                   (unsigned long long)c->max_task_bytes, (unsigned long long)c->max_result_bytes,
                   c->max_list_bytes, c->max_connections_per_client, c->idle_timeout_seconds,
-                  c->request_timeout_seconds,
+                  c->request_timeout_seconds);
+    write_outgoing(&b, c);
+    aw_buf_printf(&b, "},\"tasks\":{\"unfinished\":%llu,\"held\":%llu,\"bytes\":%llu},"
+                  "\"waiters\":%llu,\"connections\":%u,\"sse_clients\":%u,\"queues\":{",
                   (unsigned long long)(st.held[AW_PENDING] + st.held[AW_RUNNING]),
                   (unsigned long long)held, (unsigned long long)st.held_bytes,
                   (unsigned long long)st.waiters,
@@ -445,6 +489,7 @@ static void post_tasks(struct http_ctx *x)
         goto out;
     }
     spec.args = json_is_object(args) ? args : NULL;
+    spec.notify = json_object_get(root, "notify");
     if (optional_string(x, root, "name", &spec.name) < 0 ||
         optional_string(x, root, "queue", &spec.queue) < 0)
         goto out;

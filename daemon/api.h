@@ -10,7 +10,9 @@
 
 /* The http_handler_fn of awaitd. */
 void api_handle(struct http_ctx *x);
-/* Remembers the start time for /v1/info's uptime. */
-void api_init(void);
+/* Remembers the start time for /v1/info's uptime, and the notifier whose
+ * figures /metrics reports (NULL: none). */
+struct aw_notify;
+void api_init(const struct aw_notify *notify);
 
 #endif

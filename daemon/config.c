@@ -117,6 +117,18 @@ static const struct key {
     { "http",   "max_request_headers", T_U32,            OFF(http_max_request_headers), 0, "64" },
     { "http",   "connect_timeout_seconds", T_SECONDS_POSITIVE, OFF(http_connect_timeout_seconds), 0, "10" },
     { "http",   "insecure",          T_BOOL,             OFF(http_insecure),     0, "false" },
+    { "http",   "ca_file",           T_FILE,             OFF(http_ca_file),      0, "" },
+    { "notify", "allow",             T_HTTP_ALLOW,       OFF(notify_allow),      0, "" },
+    { "notify", "secret",            T_TOKEN,            OFF(notify_secret),     0, "" },
+    { "notify", "secret_file",       T_FILE,             OFF(notify_secret_file), 0, "" },
+    { "notify", "max_attempts",      T_U32,              OFF(notify_max_attempts), 1, "8" },
+    { "notify", "min_backoff_seconds", T_SECONDS_POSITIVE, OFF(notify_min_backoff_seconds), 0, "1" },
+    { "notify", "max_backoff_seconds", T_SECONDS_POSITIVE, OFF(notify_max_backoff_seconds), 0, "300" },
+    { "notify", "max_transfers",     T_U32,              OFF(notify_max_transfers), 1, "16" },
+    { "notify", "timeout_seconds",   T_SECONDS_POSITIVE, OFF(notify_timeout_seconds), 0, "10" },
+    { "notify", "connect_timeout_seconds", T_SECONDS_POSITIVE, OFF(notify_connect_timeout_seconds), 0, "10" },
+    { "notify", "insecure",          T_BOOL,             OFF(notify_insecure),   0, "false" },
+    { "notify", "ca_file",           T_FILE,             OFF(notify_ca_file),    0, "" },
     { "storage", "state_dir",        T_DIR,              OFF(state_dir),         0, "" },
     { "storage", "sync",             T_SYNC,             OFF(sync_full),         0, "full" },
     { "queue",  "concurrency",       T_U32, offsetof(struct config_queue, concurrency), 0, "0" },
@@ -373,6 +385,19 @@ static int read_secrets(struct config *c, const char *path, char *err, size_t er
         }
         free(c->auth_token);
         c->auth_token = secret;
+    }
+    if (c->notify_secret_file[0]) {
+        if (c->notify_secret[0]) {
+            set_err(err, errlen, "%s: [notify] secret and secret_file are both set; keep one",
+                    path);
+            return -1;
+        }
+        if (read_token_file(c->notify_secret_file, &secret, why, sizeof why) < 0) {
+            set_err(err, errlen, "%s: [notify] secret_file: %s", path, why);
+            return -1;
+        }
+        free(c->notify_secret);
+        c->notify_secret = secret;
     }
     free_tokens(c);
     for (const char *s = c->auth_tokens + strspn(c->auth_tokens, " \t"); *s;
@@ -729,7 +754,7 @@ int config_set_listen(struct config *c, const char *hostport, char *err, size_t 
  * so that a bare "[queue:jobs]" declares a queue with default settings. */
 static void enter_section(struct parse *p, const char *name, size_t len)
 {
-    static const char *const plain[] = { "server", "tasks", "kinds", "exec", "http", "storage", "auth" };
+    static const char *const plain[] = { "server", "tasks", "kinds", "exec", "http", "notify", "storage", "auth" };
     char qname[QUEUE_NAME_MAX + 1];
     const char *q;
     size_t i, qlen;
@@ -876,6 +901,11 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
                 " (PEM files) or neither", path);
         return -1;
     }
+    if (c->notify_max_backoff_seconds < c->notify_min_backoff_seconds) {
+        set_err(err, errlen, "%s: [notify] max_backoff_seconds is less than "
+                "min_backoff_seconds", path);
+        return -1;
+    }
     return read_secrets(c, path, err, errlen);
 }
 
@@ -904,6 +934,13 @@ void config_close(struct config *c)
     free(c->exec_allow);
     free(c->exec_path);
     free(c->http_allow);
+    free(c->http_ca_file);
+    free(c->notify_allow);
+    if (c->notify_secret)
+        explicit_bzero(c->notify_secret, strlen(c->notify_secret));
+    free(c->notify_secret);
+    free(c->notify_secret_file);
+    free(c->notify_ca_file);
     free(c->state_dir);
     for (i = 0; i < c->nqueues; i++)
         free(c->queues[i].name);

@@ -91,6 +91,19 @@ struct config {
     uint32_t http_max_request_headers;
     double   http_connect_timeout_seconds;
     bool     http_insecure;         /* no TLS verification */
+    char    *http_ca_file;          /* "" = the system's CA bundle */
+    /* [notify] */
+    char    *notify_allow;          /* as http_allow; "" = webhooks off */
+    char    *notify_secret;         /* HMAC key; "" = unsigned */
+    char    *notify_secret_file;    /* read into notify_secret at load */
+    uint32_t notify_max_attempts;
+    double   notify_min_backoff_seconds;
+    double   notify_max_backoff_seconds;
+    uint32_t notify_max_transfers;
+    double   notify_timeout_seconds;
+    double   notify_connect_timeout_seconds;
+    bool     notify_insecure;
+    char    *notify_ca_file;
     /* [storage] */
     char    *state_dir;             /* "" = memory only */
     bool     sync_full;             /* sync = full (else normal) */

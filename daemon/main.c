@@ -42,7 +42,10 @@
 #include "events.h"
 #include "http.h"
 #include "kind_exec.h"
+#include "clock.h"
+#include "curl_loop.h"
 #include "kind_http.h"
+#include "notify.h"
 #include "log.h"
 #include "queue.h"
 #include "service.h"
@@ -271,29 +274,44 @@ static int bind_listener(const struct config *c, char *err, size_t errlen)
     return fd;
 }
 
-/* Hands [exec] to the kind. The allow string is split in place of a copy;
- * the kind copies what it keeps. Returns 0 or -1 with err set. */
+/* Splits a whitespace-separated list for a kind or the notifier, which
+ * copy what they keep: *words points into *buf. Returns the count, or -1
+ * (out of memory; both freed). */
+static long split_words(const char *list, char **buf, const char ***words)
+{
+    char *save = NULL;
+    long n = 0;
+    *buf = strdup(list);
+    *words = calloc(strlen(list) / 2 + 1, sizeof **words);
+    if (!*buf || !*words) {
+        free(*buf);
+        free(*words);
+        return -1;
+    }
+    for (char *s = strtok_r(*buf, " \t", &save); s; s = strtok_r(NULL, " \t", &save))
+        (*words)[n++] = s;
+    return n;
+}
+
+/* Hands [exec] to the kind. Returns 0 or -1 with err set. */
 static int configure_exec(aw_engine_t *e, const struct config *c, char *err, size_t errlen)
 {
-    char *list = strdup(c->exec_allow), *save = NULL;
-    const char **allow = calloc(strlen(c->exec_allow) / 2 + 1, sizeof *allow);
-    size_t n = 0;
-    int rc = -1;
-    if (list && allow) {
-        for (char *s = strtok_r(list, " \t", &save); s; s = strtok_r(NULL, " \t", &save))
-            allow[n++] = s;
-        aw_exec_config_t xc = {
-            .allow = allow, .nallow = n,
-            .kill_grace_ms = (int64_t)(c->exec_kill_grace_seconds * 1000),
-            .max_output = c->exec_max_output, .allow_root = c->exec_allow_root,
-            .allow_loader_env = c->exec_allow_loader_env,
-            .path = c->exec_path,
-        };
-        rc = aw_engine_configure_kind(e, "exec", &xc, err, errlen) < 0 ? -1 : 0;
-    } else {
+    char *buf;
+    const char **allow;
+    long n = split_words(c->exec_allow, &buf, &allow);
+    if (n < 0) {
         snprintf(err, errlen, "out of memory");
+        return -1;
     }
-    free(list);
+    aw_exec_config_t xc = {
+        .allow = allow, .nallow = (size_t)n,
+        .kill_grace_ms = (int64_t)(c->exec_kill_grace_seconds * 1000),
+        .max_output = c->exec_max_output, .allow_root = c->exec_allow_root,
+        .allow_loader_env = c->exec_allow_loader_env,
+        .path = c->exec_path,
+    };
+    int rc = aw_engine_configure_kind(e, "exec", &xc, err, errlen) < 0 ? -1 : 0;
+    free(buf);
     free(allow);
     return rc;
 }
@@ -301,28 +319,54 @@ static int configure_exec(aw_engine_t *e, const struct config *c, char *err, siz
 /* Hands [http] to the kind, like configure_exec. */
 static int configure_http(aw_engine_t *e, const struct config *c, char *err, size_t errlen)
 {
-    char *list = strdup(c->http_allow), *save = NULL;
-    const char **allow = calloc(strlen(c->http_allow) / 2 + 1, sizeof *allow);
-    size_t n = 0;
-    int rc = -1;
-    if (list && allow) {
-        for (char *s = strtok_r(list, " \t", &save); s; s = strtok_r(NULL, " \t", &save))
-            allow[n++] = s;
-        aw_http_config_t hc = {
-            .allow = allow, .nallow = n,
-            .max_transfers = c->http_max_transfers,
-            .max_response_bytes = c->http_max_response_bytes,
-            .max_redirects = c->http_max_redirects,
-            .max_request_body = c->http_max_request_body_bytes,
-            .max_request_headers = c->http_max_request_headers,
-            .connect_timeout_ms = (int64_t)(c->http_connect_timeout_seconds * 1000),
-            .insecure = c->http_insecure,
-        };
-        rc = aw_engine_configure_kind(e, "http", &hc, err, errlen) < 0 ? -1 : 0;
-    } else {
+    char *buf;
+    const char **allow;
+    long n = split_words(c->http_allow, &buf, &allow);
+    if (n < 0) {
         snprintf(err, errlen, "out of memory");
+        return -1;
     }
-    free(list);
+    aw_http_config_t hc = {
+        .allow = allow, .nallow = (size_t)n,
+        .max_transfers = c->http_max_transfers,
+        .max_response_bytes = c->http_max_response_bytes,
+        .max_redirects = c->http_max_redirects,
+        .max_request_body = c->http_max_request_body_bytes,
+        .max_request_headers = c->http_max_request_headers,
+        .connect_timeout_ms = (int64_t)(c->http_connect_timeout_seconds * 1000),
+        .insecure = c->http_insecure,
+        .ca_file = c->http_ca_file[0] ? c->http_ca_file : NULL,
+    };
+    int rc = aw_engine_configure_kind(e, "http", &hc, err, errlen) < 0 ? -1 : 0;
+    free(buf);
+    free(allow);
+    return rc;
+}
+
+/* Hands [notify] to the notifier, like configure_exec. */
+static int configure_notify(aw_notify_t *nt, const struct config *c, char *err, size_t errlen)
+{
+    char *buf;
+    const char **allow;
+    long n = split_words(c->notify_allow, &buf, &allow);
+    if (n < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    aw_notify_config_t nc = {
+        .allow = allow, .nallow = (size_t)n,
+        .secret = c->notify_secret,
+        .max_attempts = c->notify_max_attempts,
+        .min_backoff_ms = aw_seconds_to_ms(c->notify_min_backoff_seconds),
+        .max_backoff_ms = aw_seconds_to_ms(c->notify_max_backoff_seconds),
+        .max_transfers = c->notify_max_transfers,
+        .timeout_ms = aw_seconds_to_ms(c->notify_timeout_seconds),
+        .connect_timeout_ms = aw_seconds_to_ms(c->notify_connect_timeout_seconds),
+        .insecure = c->notify_insecure,
+        .ca_file = c->notify_ca_file[0] ? c->notify_ca_file : NULL,
+    };
+    int rc = aw_notify_configure(nt, &nc, err, errlen) < 0 ? -1 : 0;
+    free(buf);
     free(allow);
     return rc;
 }
@@ -343,7 +387,7 @@ static int register_engine(aw_engine_t *e, const struct config *c)
 static int check_config(const struct config *c, const char *path, char *err, size_t errlen)
 {
     char why[256];
-    if (c->kind_http && aw_http_check_libcurl(why, sizeof why) < 0) {
+    if (c->kind_http && aw_curl_check(why, sizeof why) < 0) {
         snprintf(err, errlen, "%s: [kinds] http = true: %s", path ? path : "config", why);
         return -1;
     }
@@ -360,6 +404,7 @@ struct app {
     struct event_base  *base;
     struct http_server *http;
     aw_engine_t        *engine;
+    aw_notify_t        *notify;         /* completion notifications */
     aw_store_t         *store;          /* NULL: memory only */
     struct service     *svc;
     struct config      *cfg;            /* the running configuration */
@@ -386,16 +431,25 @@ static int open_store(struct app *app, const struct config *c)
 {
     char err[CONFIG_ERR_SIZE];
     aw_store_loaded_t ld;
-    if (aw_store_open(c->state_dir, c->sync_full ? AW_SYNC_FULL : AW_SYNC_NORMAL,
-                      &app->store, err, sizeof err) < 0 ||
-        aw_store_start(app->store, app->base, app->engine, err, sizeof err) < 0 ||
-        aw_store_load(app->store, app->engine, (int64_t)(c->retention_seconds * 1000), &ld,
-                      load_warning, NULL, err, sizeof err) < 0) {
+    int rc = aw_store_open(c->state_dir, c->sync_full ? AW_SYNC_FULL : AW_SYNC_NORMAL,
+                           &app->store, err, sizeof err);
+    if (rc == 0)
+        rc = aw_store_start(app->store, app->base, app->engine, err, sizeof err);
+    if (rc == 0) {
+        /* Before the load: a task the restart ends interrupted is
+         * notified once that end is committed. */
+        aw_notify_use_store(app->notify, app->store);
+        rc = aw_store_load(app->store, app->engine, (int64_t)(c->retention_seconds * 1000),
+                           &ld, load_warning, NULL, err, sizeof err);
+    }
+    if (rc < 0) {
         fprintf(stderr, "%sawaitd: %s\n", log_journal() ? "<3>" : "", err);
+        aw_notify_use_store(app->notify, NULL);
         aw_store_close(app->store);
         app->store = NULL;
         return -1;
     }
+    aw_notify_resume(app->notify);
     aw_store_info_t info;
     aw_store_info(app->store, &info);
     log_info("store %s (sync = %s): %llu tasks read back in %lld ms, %llu expired, "
@@ -419,6 +473,7 @@ static void on_commit(void *arg, uint64_t first, uint64_t last, bool ok,
     (void)first;
     http_server_committed(app->http, last, ok, durable);
     events_committed(durable);
+    aw_notify_committed(app->notify, durable);
 }
 
 /* ---- status for systemd ---- */
@@ -608,10 +663,16 @@ static void reload(struct app *app)
         configure_exec(app->engine, app->cfg, err, sizeof err);
         goto keep;
     }
+    if (configure_notify(app->notify, &next, err, sizeof err) < 0) {
+        configure_exec(app->engine, app->cfg, err, sizeof err);
+        configure_http(app->engine, app->cfg, err, sizeof err);
+        goto keep;
+    }
     if (set_queues(app->engine, &next) < 0) {
         set_queues(app->engine, app->cfg);      /* existing queues: cannot fail */
         configure_exec(app->engine, app->cfg, err, sizeof err);
         configure_http(app->engine, app->cfg, err, sizeof err);
+        configure_notify(app->notify, app->cfg, err, sizeof err);
         snprintf(err, sizeof err, "out of memory");
         goto keep;
     }
@@ -795,10 +856,12 @@ int main(int argc, char **argv)
     app.base = event_base_new();
     app.engine = app.base ? aw_engine_new(app.base, &lim) : NULL;
     if (!app.engine || register_engine(app.engine, &cfg) < 0 ||
-        aw_engine_listen(app.engine, log_task_event, NULL) < 0)
+        aw_engine_listen(app.engine, log_task_event, NULL) < 0 ||
+        !(app.notify = aw_notify_new(app.engine)))
         die_config("out of memory");
     if (configure_exec(app.engine, &cfg, err, sizeof err) < 0 ||
-        configure_http(app.engine, &cfg, err, sizeof err) < 0)
+        configure_http(app.engine, &cfg, err, sizeof err) < 0 ||
+        configure_notify(app.notify, &cfg, err, sizeof err) < 0)
         die_config(err);
     /* A certificate that cannot be served and a socket group that does not
      * exist are configuration errors: exit 2 before anything listens. */
@@ -812,6 +875,7 @@ int main(int argc, char **argv)
         if (cfg.state_dir[0] && aw_store_check(cfg.state_dir, err, sizeof err) < 0)
             die_config(err);
         printf("awaitd: configuration %s is valid\n", config_path ? config_path : "(defaults)");
+        aw_notify_free(app.notify);
         aw_engine_free(app.engine);
         event_base_free(app.base);
         config_close(&cfg);
@@ -829,6 +893,7 @@ int main(int argc, char **argv)
      * the first client can ask for them. */
     if (cfg.state_dir[0] && open_store(&app, &cfg) < 0) {
         tls_free();
+        aw_notify_free(app.notify);
         aw_engine_free(app.engine);
         event_base_free(app.base);
         config_close(&cfg);
@@ -853,6 +918,7 @@ int main(int argc, char **argv)
         if (err[0])
             fprintf(stderr, "%sawaitd: %s\n", log_journal() ? "<3>" : "", err);
         aw_store_close(app.store);
+        aw_notify_free(app.notify);
         aw_engine_free(app.engine);
         event_base_free(app.base);
         tls_free();
@@ -865,7 +931,7 @@ int main(int argc, char **argv)
         die_config(err);
     app.listen_fd = fd;
 
-    api_init();
+    api_init(app.notify);
     app.http = http_server_new(app.base, &cfg, app.engine, app.store, fd, api_handle);
     if (!app.http)
         return 1;
@@ -898,6 +964,7 @@ int main(int argc, char **argv)
     unix_socket_remove();
     tls_free();                         /* after MHD: no handshake is left */
     events_free();
+    aw_notify_free(app.notify);         /* undelivered ones stay in the store */
     aw_store_close(app.store);          /* commits the last changes */
     aw_engine_free(app.engine);         /* kills and reaps running jobs; frees
                                          * app.grace if it never fired */

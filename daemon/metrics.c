@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "kind_http.h"
 #include "metrics.h"
+#include "notify.h"
 
 #define LAG_PERIOD_MS 500
 
@@ -172,6 +174,38 @@ static void write_store(aw_buf_t *b, const aw_store_t *store)
     aw_buf_printf(b, "awaitd_store_bytes %llu\n", (unsigned long long)in.bytes);
 }
 
+/* The http kind's transfers and the webhooks' deliveries. */
+static void write_outgoing(aw_buf_t *b, const aw_engine_t *e, const aw_notify_t *n)
+{
+    static const char *const classes[AW_HTTP_RESULT_CLASSES] = {
+        "2xx", "3xx", "4xx", "5xx", "error" };
+    aw_http_stats_t hs;
+    aw_http_stats(e, &hs);
+    family(b, "awaitd_http_transfers_in_flight", "gauge", "Transfers of http tasks under way.");
+    aw_buf_printf(b, "awaitd_http_transfers_in_flight %u\n", hs.in_flight);
+    family(b, "awaitd_http_results_total", "counter",
+           "http tasks that got an answer, by status class; error: a transport failure.");
+    for (int i = 0; i < AW_HTTP_RESULT_CLASSES; i++)
+        aw_buf_printf(b, "awaitd_http_results_total{class=\"%s\"} %llu\n", classes[i],
+                      (unsigned long long)hs.results[i]);
+    if (!n)
+        return;
+    aw_notify_stats_t ns;
+    aw_notify_stats(n, &ns);
+    family(b, "awaitd_notify_transfers_in_flight", "gauge", "Webhook attempts under way.");
+    aw_buf_printf(b, "awaitd_notify_transfers_in_flight %u\n", ns.in_flight);
+    family(b, "awaitd_notify_pending", "gauge",
+           "Webhook deliveries not ended (waiting for a commit, a slot, a retry, or in flight).");
+    aw_buf_printf(b, "awaitd_notify_pending %llu\n", (unsigned long long)ns.pending);
+    family(b, "awaitd_notify_deliveries_total", "counter",
+           "Webhook outcomes: delivered, retried (an attempt to be tried again), failed.");
+    aw_buf_printf(b, "awaitd_notify_deliveries_total{outcome=\"delivered\"} %llu\n"
+                  "awaitd_notify_deliveries_total{outcome=\"retried\"} %llu\n"
+                  "awaitd_notify_deliveries_total{outcome=\"failed\"} %llu\n",
+                  (unsigned long long)ns.delivered, (unsigned long long)ns.retried,
+                  (unsigned long long)ns.failed);
+}
+
 void metrics_write(aw_buf_t *b, const aw_engine_t *e, const struct metrics_http *http)
 {
     aw_engine_stats_t st;
@@ -219,6 +253,7 @@ void metrics_write(aw_buf_t *b, const aw_engine_t *e, const struct metrics_http 
 
     if (http->store)
         write_store(b, http->store);
+    write_outgoing(b, e, http->notify);
 
     family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     aw_buf_printf(b, "process_resident_memory_bytes %lld\n", resident_bytes());

@@ -37,6 +37,7 @@ struct metrics_http {
     unsigned          open_connections;
     unsigned          sse_clients;
     const aw_store_t *store;        /* NULL: memory only */
+    const struct aw_notify *notify; /* NULL: none */
 };
 
 /* Appends the exposition text. */

@@ -273,6 +273,34 @@ void aw__engine_notify(aw_engine_t *e, aw_task_event_t ev, aw_task_t *t)
         e->listeners[i].cb(e->listeners[i].arg, ev, t);
 }
 
+void aw_engine_set_notify_check(aw_engine_t *e, aw_notify_check_fn fn, void *arg)
+{
+    e->notify_check = fn;
+    e->notify_arg = arg;
+}
+
+void aw_task_changed(aw_engine_t *e, aw_task_t *t)
+{
+    if (t->listed)
+        aw__engine_notify(e, AW_TASK_CHANGED, t);
+}
+
+/* The create's notification, checked by its deliverer. */
+static int set_notify(aw_engine_t *e, aw_task_t *t, json_t *notify, char *err, size_t errlen)
+{
+    char *target = NULL;
+    if (!e->notify_check) {
+        snprintf(err, errlen, "completion notifications are off: [notify] allow names no "
+                 "receiver");
+        return AW_EFORBIDDEN;
+    }
+    int rc = e->notify_check(e->notify_arg, notify, &target, err, errlen);
+    if (rc == 0)
+        rc = aw__task_set_notify(t, target);
+    free(target);
+    return rc;
+}
+
 /* A state change, once the task's fields are all set. */
 static void observe(aw_engine_t *e, aw_task_t *t)
 {
@@ -292,6 +320,9 @@ uint64_t aw_task_bytes(const aw_task_t *t)
     if (t->extra)
         n += sizeof *t->extra + str_bytes(t->extra->name) +
              str_bytes(t->extra->idempotency_key) + str_bytes(t->extra->error_message);
+    if (aw_task_notify(t))
+        n += sizeof *t->extra->notify + str_bytes(t->extra->notify->target) +
+             str_bytes(t->extra->notify->last_error);
     if (t->kind && t->kind->bytes)
         n += t->kind->bytes(t);
     return n;
@@ -525,6 +556,8 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
         rc = AW_EDISABLED;
     if (rc == AW_EDISABLED)
         snprintf(err, errlen, "kind '%s' is disabled by configuration", spec->kind);
+    if (rc == 0 && spec->notify && !json_is_null(spec->notify))
+        rc = set_notify(e, t, spec->notify, err, errlen);
     if (rc == 0 && e->limits.max_tasks && e->unfinished >= e->limits.max_tasks) {
         snprintf(err, errlen, "the daemon holds its maximum of %llu unfinished tasks",
                  (unsigned long long)e->limits.max_tasks);

@@ -52,6 +52,8 @@ typedef struct aw_task_spec {
     const char *idempotency_key;/* NULL: none */
     bool        hold;           /* durable store: the create awaits its
                                    commit (see aw_task_release) */
+    json_t     *notify;         /* a completion notification (webhook) to
+                                   send; NULL or JSON null: none */
 } aw_task_spec_t;
 
 typedef struct aw_kind_stats {
@@ -103,6 +105,15 @@ void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out);
 /* The queues, for reports: follow ->next from the first. */
 const struct aw_queue *aw_engine_queues(const aw_engine_t *e);
 
+/* Completion notifications (webhooks): the check a create's
+ * spec->notify must pass, installed by their deliverer (notify.h). It
+ * returns 0 with *target set to the compact JSON the task keeps (freed by
+ * the engine), AW_EINVAL or AW_EFORBIDDEN with err set, or -ENOMEM.
+ * Without one, a create that asks for a notification is AW_EFORBIDDEN. */
+typedef int (*aw_notify_check_fn)(void *arg, json_t *notify, char **target,
+                                  char *err, size_t errlen);
+void aw_engine_set_notify_check(aw_engine_t *e, aw_notify_check_fn fn, void *arg);
+
 /* Listeners hear about every task, in the order things happen:
  *   AW_TASK_CREATED    a new task (pending; held when its create awaits a
  *                      commit). A task that gets a free slot at once is
@@ -142,7 +153,8 @@ void aw_engine_run_due(aw_engine_t *e);
  * with start_after_commit is not queued, until aw_task_release; or it is
  * removed again by aw_task_discard.
  * Errors: AW_EKIND, AW_EINVAL (err says what), AW_EQUEUE, AW_EDISABLED,
- * AW_EFORBIDDEN, AW_ETOOBIG (a result over max_result_bytes), AW_ECAPACITY,
+ * AW_EFORBIDDEN (an allow-list: the kind's, or a notification's),
+ * AW_ETOOBIG (a result over max_result_bytes), AW_ECAPACITY,
  * AW_EBUDGET (max_task_bytes would be passed), -ENOMEM. The task is owned by the engine;
  * *out stays valid until control returns to the loop. */
 int  aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
@@ -220,6 +232,12 @@ void aw_engine_end_restore(aw_engine_t *e);
  * is gone: SIGTERM, then SIGKILL after the grace). Pending tasks stay
  * pending. Returns how many are still stopping; await them with aw_wait. */
 size_t aw_engine_interrupt_all(aw_engine_t *e);
+
+/* For the owner of a field the engine keeps but does not change (a
+ * notification's delivery state): listeners hear CHANGED, so that the
+ * store writes it and event streams show it. A no-op for a task that
+ * has left the table. */
+void aw_task_changed(aw_engine_t *e, aw_task_t *t);
 
 /* For kinds: schedule t's wake-up (monotonic ms); the kind's `wake` is
  * called then (unless the task's own timeout comes first). */

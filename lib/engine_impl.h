@@ -37,6 +37,8 @@ struct aw_engine {
     bool               dispatching; /* inside dispatch() */
     bool               stopping;    /* aw_engine_interrupt_all was called */
     bool               restoring;   /* between begin_ and end_restore */
+    aw_notify_check_fn notify_check;
+    void              *notify_arg;
 };
 
 struct aw_listener {

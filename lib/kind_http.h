@@ -28,19 +28,8 @@
 #define AW_HTTP_DEFAULT_CONNECT_TIMEOUT_MS 10000
 
 typedef struct aw_http_config {
-    /* Where requests may go. Each entry is one of
-     *   host            that host, any port ("api.example.com", "10.0.0.7",
-     *                   "[::1]")
-     *   host:port       that host on that port only
-     *   *.example.com   any name below example.com (not example.com
-     *                   itself), with or without ":port"
-     *   *               any host (addresses below are still checked)
-     * Host names compare without case. Empty: nothing may be asked.
-     * Besides the URL's host, the address libcurl is about to connect to
-     * is checked: a loopback, private, link-local, unique-local,
-     * multicast or unspecified address is refused unless that address
-     * itself (or address:port) is an entry, so an allowed name cannot be
-     * pointed at the host's own services through DNS. */
+    /* Where requests may go: the forms and the address rule of
+     * net_allow.h. Empty: nothing may be asked. */
     const char *const *allow;
     size_t      nallow;
     uint32_t    max_transfers;      /* transfers at once; >= 1 */
@@ -51,6 +40,7 @@ typedef struct aw_http_config {
     uint32_t    max_request_headers;/* entries of args.headers */
     int64_t     connect_timeout_ms; /* > 0 */
     bool        insecure;           /* skip TLS verification (tests only) */
+    const char *ca_file;            /* CA bundle (PEM); NULL: the system's */
 } aw_http_config_t;
 
 /* The configuration goes to the kind through aw_engine_configure_kind(e,
@@ -58,13 +48,18 @@ typedef struct aw_http_config {
  * err set (a malformed allow entry, max_transfers 0) or -ENOMEM; the old
  * configuration then stays. Before any, nothing may be asked. */
 
-/* Whether this process's libcurl can run the kind: it must resolve names
- * without blocking (the threaded or c-ares resolver, CURL_VERSION_ASYNCHDNS)
- * and speak HTTP. Returns 0, or AW_EINVAL with err saying what is missing.
- * The kind refuses every task while this fails. */
-int aw_http_check_libcurl(char *err, size_t errlen);
+/* The kind refuses every task while aw_curl_check (curl_loop.h) fails. */
 
-/* Transfers in flight in this engine (for reports). */
-uint32_t aw_http_in_flight(const struct aw_engine *e);
+/* Answers by status class, and transport failures. */
+enum { AW_HTTP_RESULT_2XX, AW_HTTP_RESULT_3XX, AW_HTTP_RESULT_4XX, AW_HTTP_RESULT_5XX,
+       AW_HTTP_RESULT_ERROR, AW_HTTP_RESULT_CLASSES };
+
+typedef struct aw_http_stats {
+    uint32_t in_flight;                         /* transfers now */
+    uint64_t results[AW_HTTP_RESULT_CLASSES];   /* tasks that got an answer
+                                                   (or failed in transport) */
+} aw_http_stats_t;
+/* For reports; zeros when the kind is not registered. */
+void aw_http_stats(const struct aw_engine *e, aw_http_stats_t *out);
 
 #endif

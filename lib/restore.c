@@ -103,6 +103,15 @@ int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out
     int rc = aw__task_set_string(t, AW_TASK_NAME, r->name);
     if (!rc)
         rc = aw__task_set_string(t, AW_TASK_IDEMPOTENCY_KEY, r->idempotency_key);
+    if (!rc && r->notify_target && !(rc = aw__task_set_notify(t, r->notify_target))) {
+        aw_task_notify_t *n = aw_task_notify(t);
+        n->state = (uint8_t)(r->notify_state > 0 ? r->notify_state : AW_NOTIFY_PENDING);
+        n->attempts = r->notify_attempts > 0 ? (uint32_t)r->notify_attempts : 0;
+        n->last_status = r->notify_last_status;
+        n->next_at = r->notify_next_at;
+        if (r->notify_last_error && !(n->last_error = strdup(r->notify_last_error)))
+            rc = -ENOMEM;
+    }
     if (!rc && aw_state_done(r->state)) {
         t->error_type = (uint8_t)r->error_type;
         if (r->result && !(t->result = strdup(r->result)))

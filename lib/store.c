@@ -70,8 +70,14 @@ static const char schema_sql[] =
     "  error_message   TEXT,\n"
     "  stop_reason     TEXT,             -- running, being stopped for: cancel timeout interrupt\n"
     "  process_group   INTEGER,          -- running exec job: its process group id\n"
-    "  boot_id         TEXT              -- ... and the boot it runs in (a restart kills\n"
+    "  boot_id         TEXT,             -- ... and the boot it runs in (a restart kills\n"
     "                                    -- the group only if the machine did not reboot)\n"
+    "  notify_target   TEXT,             -- webhook: JSON {url, headers}; NULL: none asked\n"
+    "  notify_state    TEXT,             -- pending delivered failed\n"
+    "  notify_attempts INTEGER,          -- attempts that have ended\n"
+    "  notify_last_status INTEGER,       -- HTTP status of the last one; NULL: none\n"
+    "  notify_last_error  TEXT,\n"
+    "  notify_next_at  INTEGER           -- Unix time in ms before which no retry starts\n"
     ") WITHOUT ROWID;\n"
     "CREATE TABLE meta (\n"
     "  -- Numbers that outlive a run: events_next is the first SSE event id\n"
@@ -80,18 +86,33 @@ static const char schema_sql[] =
     "  value INTEGER NOT NULL\n"
     ") WITHOUT ROWID;\n";
 
+/* Schema 1 had no webhooks: the same columns, added in place. */
+static const char migrate_to_2_sql[] =
+    "ALTER TABLE tasks ADD COLUMN notify_target TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN notify_state TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN notify_attempts INTEGER;\n"
+    "ALTER TABLE tasks ADD COLUMN notify_last_status INTEGER;\n"
+    "ALTER TABLE tasks ADD COLUMN notify_last_error TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN notify_next_at INTEGER;\n";
+
 static const char upsert_sql[] =
     "INSERT INTO tasks (id, kind, queue, state, name, idempotency_key, args, timeout_ms,"
     " started_at, finished_at, result, error_type, error_message, stop_reason,"
-    " process_group, boot_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-    " ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
+    " process_group, boot_id, notify_target, notify_state, notify_attempts,"
+    " notify_last_status, notify_last_error, notify_next_at) VALUES (?1, ?2, ?3, ?4,"
+    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
+    " ?22) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
     " queue = excluded.queue, state = excluded.state, name = excluded.name,"
     " idempotency_key = excluded.idempotency_key, args = excluded.args,"
     " timeout_ms = excluded.timeout_ms, started_at = excluded.started_at,"
     " finished_at = excluded.finished_at, result = excluded.result,"
     " error_type = excluded.error_type, error_message = excluded.error_message,"
     " stop_reason = excluded.stop_reason, process_group = excluded.process_group,"
-    " boot_id = excluded.boot_id";
+    " boot_id = excluded.boot_id, notify_target = excluded.notify_target,"
+    " notify_state = excluded.notify_state, notify_attempts = excluded.notify_attempts,"
+    " notify_last_status = excluded.notify_last_status,"
+    " notify_last_error = excluded.notify_last_error,"
+    " notify_next_at = excluded.notify_next_at";
 
 static const char *const stop_names[] = { NULL, "cancel", "timeout", "interrupt" };
 
@@ -206,7 +227,8 @@ static int rec_own(struct rec *x)
 {
     aw_task_record_t *r = &x->r;
     const char *const *f[] = { &r->id, &r->kind, &r->queue, &r->name, &r->idempotency_key,
-                               &r->args, &r->result, &r->error_message };
+                               &r->args, &r->result, &r->error_message, &r->notify_target,
+                               &r->notify_last_error };
     size_t total = 0;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         total += *f[i] ? strlen(*f[i]) + 1 : 0;
@@ -698,6 +720,15 @@ static int write_rec(aw_store_t *s, const struct rec *x)
             sqlite3_bind_null(st, 15);
             sqlite3_bind_null(st, 16);
         }
+        if (r->notify_target) {
+            bind_text(st, 17, r->notify_target);
+            bind_text(st, 18, aw_notify_state_name(r->notify_state));
+            sqlite3_bind_int64(st, 19, r->notify_attempts);
+            if (r->notify_last_status >= 0)
+                sqlite3_bind_int64(st, 20, r->notify_last_status);
+            bind_text(st, 21, r->notify_last_error);
+            bind_time(st, 22, r->notify_next_at);
+        }
     }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -934,6 +965,12 @@ static int prepare_schema(aw_store_t *s, char *err, size_t errlen)
     }
     if (version == AW_STORE_SCHEMA)
         return 0;
+    if (version == 1) {
+        char sql[sizeof migrate_to_2_sql + 128];
+        snprintf(sql, sizeof sql, "BEGIN;\n%sPRAGMA user_version = %d;\nCOMMIT;",
+                 migrate_to_2_sql, AW_STORE_SCHEMA);
+        return exec_sql(s, sql, "cannot add the webhook columns (schema 1 to 2)", err, errlen);
+    }
     char sql[sizeof schema_sql + 128];
     snprintf(sql, sizeof sql, "BEGIN;\n%sPRAGMA user_version = %d;\nCOMMIT;",
              schema_sql, AW_STORE_SCHEMA);
@@ -1149,7 +1186,9 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, "SELECT id, kind, queue, state, name, idempotency_key,"
                            " args, timeout_ms, started_at, finished_at, result, error_type,"
-                           " error_message, stop_reason, process_group, boot_id"
+                           " error_message, stop_reason, process_group, boot_id,"
+                           " notify_target, notify_state, notify_attempts, notify_last_status,"
+                           " notify_last_error, notify_next_at"
                            " FROM tasks ORDER BY id", -1, &st, NULL) != SQLITE_OK)
         return sql_fail(s, "cannot read the tasks", err, errlen);
     aw_engine_begin_restore(e);
@@ -1166,6 +1205,13 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
                 ? -1 : sqlite3_column_int64(st, 7),
             .started_at = sqlite3_column_int64(st, 8),
             .finished_at = sqlite3_column_int64(st, 9),
+            .notify_target = col(st, 16),
+            .notify_state = parse_named(col(st, 17), aw_notify_state_parse),
+            .notify_attempts = sqlite3_column_int(st, 18),
+            .notify_last_status = sqlite3_column_type(st, 19) == SQLITE_NULL
+                ? -1 : sqlite3_column_int(st, 19),
+            .notify_last_error = col(st, 20),
+            .notify_next_at = sqlite3_column_int64(st, 21),
         };
         if (!col(st, 3))
             r.state = -1;

@@ -73,6 +73,49 @@ const char *aw_task_error_message(const aw_task_t *t)
     return t->extra ? t->extra->error_message : NULL;
 }
 
+aw_task_notify_t *aw_task_notify(const aw_task_t *t)
+{
+    return t->extra ? t->extra->notify : NULL;
+}
+
+static const char *const notify_names[] = { "pending", "delivered", "failed" };
+
+const char *aw_notify_state_name(int s)
+{
+    return s >= 0 && s <= AW_NOTIFY_FAILED ? notify_names[s] : "pending";
+}
+
+int aw_notify_state_parse(const char *s)
+{
+    for (int i = 0; s && i <= AW_NOTIFY_FAILED; i++)
+        if (strcmp(s, notify_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static void free_notify(aw_task_notify_t *n)
+{
+    if (n) {
+        free(n->target);
+        free(n->last_error);
+        free(n);
+    }
+}
+
+int aw__task_set_notify(aw_task_t *t, const char *target)
+{
+    aw_task_notify_t *n = calloc(1, sizeof *n);
+    if (!n || !(n->target = strdup(target)) ||
+        (!t->extra && !(t->extra = calloc(1, sizeof *t->extra)))) {
+        free_notify(n);
+        return -ENOMEM;
+    }
+    n->last_status = -1;
+    free_notify(t->extra->notify);
+    t->extra->notify = n;
+    return 0;
+}
+
 int aw__task_set_string(aw_task_t *t, enum aw_task_string which, const char *s)
 {
     char *copy = NULL;
@@ -108,6 +151,7 @@ void aw_task_unref(aw_task_t *t)
         free(t->extra->name);
         free(t->extra->idempotency_key);
         free(t->extra->error_message);
+        free_notify(t->extra->notify);
         free(t->extra);
     }
     free(t);

@@ -60,12 +60,32 @@ struct aw_kind;
 struct aw_queue;
 struct aw_wait_link;
 
+/* A completion notification (webhook) asked for at create, and how its
+ * delivery stands (contract: the task's "notify" field). The engine keeps
+ * and stores it; notify.c delivers it. */
+typedef enum aw_notify_state {
+    AW_NOTIFY_PENDING = 0,
+    AW_NOTIFY_DELIVERED,
+    AW_NOTIFY_FAILED,
+} aw_notify_state_t;
+
+typedef struct aw_task_notify {
+    char    *target;        /* owned: compact JSON {"url": ..., "headers": {...}} */
+    char    *last_error;    /* owned; NULL: none */
+    int64_t  next_at;       /* wall ms before which no attempt starts; 0: none */
+    void    *delivery;      /* notify.c's while a delivery is under way; not stored */
+    uint32_t attempts;      /* attempts that have ended */
+    int32_t  last_status;   /* HTTP status of the last attempt; -1: none */
+    uint8_t  state;         /* aw_notify_state_t */
+} aw_task_notify_t;
+
 /* Strings most tasks never have, behind one pointer: a million pending
  * tasks then pay 8 bytes for them instead of 24. */
 typedef struct aw_task_extra {
     char *name;                         /* owned; NULL when none */
     char *idempotency_key;              /* owned; NULL when none */
     char *error_message;                /* owned; NULL when no error */
+    aw_task_notify_t *notify;           /* owned; NULL when none asked */
 } aw_task_extra_t;
 
 typedef struct aw_task aw_task_t;
@@ -113,6 +133,13 @@ struct aw_task {
 const char *aw_task_name(const aw_task_t *t);
 const char *aw_task_idempotency_key(const aw_task_t *t);
 const char *aw_task_error_message(const aw_task_t *t);
+aw_task_notify_t *aw_task_notify(const aw_task_t *t);
+/* Gives t a notification for target (compact JSON, copied), in state
+ * pending with no attempt. Returns 0 or -ENOMEM. */
+int aw__task_set_notify(aw_task_t *t, const char *target);
+/* Contract names of aw_notify_state_t; parse returns -1 when unknown. */
+const char *aw_notify_state_name(int s);
+int  aw_notify_state_parse(const char *s);
 enum aw_task_string { AW_TASK_NAME, AW_TASK_IDEMPOTENCY_KEY, AW_TASK_ERROR_MESSAGE };
 /* Sets one of them to a copy of s (NULL clears). Returns 0 or -ENOMEM. */
 int aw__task_set_string(aw_task_t *t, enum aw_task_string which, const char *s);

@@ -3,6 +3,9 @@
  * Field order follows the contract's example so that humans reading curl
  * output find fields where the documentation shows them.
  */
+#include <string.h>
+
+#include "json_text.h"
 #include "kind.h"
 #include "queue.h"
 #include "task_json.h"
@@ -55,6 +58,34 @@ void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
         aw_buf_add(b, "\",\"message\":", 12);
         const char *message = aw_task_error_message(t);
         aw_utf8_add_json_str(b, message ? message : type);
+        aw_buf_addc(b, '}');
+    } else {
+        aw_buf_add(b, "null", 4);
+    }
+    aw_buf_add(b, ",\"notify\":", 10);
+    const aw_task_notify_t *n = aw_task_notify(t);
+    if (n) {
+        /* The target's url, not its headers: they may carry the
+         * receiver's credentials. */
+        const char *url;
+        size_t ulen;
+        aw_buf_add(b, "{\"url\":", 7);
+        if (aw_json_member(n->target, strlen(n->target), "url", &url, &ulen))
+            aw_buf_add(b, url, ulen);
+        else
+            aw_buf_add(b, "null", 4);
+        aw_buf_add(b, ",\"state\":\"", 10);
+        aw_buf_adds(b, aw_notify_state_name(n->state));
+        aw_buf_printf(b, "\",\"attempts\":%u,\"last_status\":", n->attempts);
+        if (n->last_status >= 0)
+            aw_buf_printf(b, "%d", n->last_status);
+        else
+            aw_buf_add(b, "null", 4);
+        aw_buf_add(b, ",\"last_error\":", 14);
+        if (n->last_error)
+            aw_utf8_add_json_str(b, n->last_error);
+        else
+            aw_buf_add(b, "null", 4);
         aw_buf_addc(b, '}');
     } else {
         aw_buf_add(b, "null", 4);

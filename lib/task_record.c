@@ -15,6 +15,15 @@ void aw_task_record_of(const aw_task_t *t, int64_t now_ms, aw_task_record_t *r)
         .timeout_ms = t->timeout_ms, .started_at = t->started_at,
         .finished_at = t->finished_at,
     };
+    const aw_task_notify_t *n = aw_task_notify(t);
+    if (n) {
+        r->notify_target = n->target;
+        r->notify_last_error = n->last_error;
+        r->notify_state = n->state;
+        r->notify_attempts = (int)n->attempts;
+        r->notify_last_status = n->last_status;
+        r->notify_next_at = n->next_at;
+    }
     if (t->state == AW_RUNNING && t->kind->process_group)
         r->process_group = t->kind->process_group(t);
     if (t->cancel_asked && t->state == AW_PENDING) {

@@ -31,6 +31,14 @@ typedef struct aw_task_record {
     int64_t     started_at;         /* wall ms; 0: not yet */
     int64_t     finished_at;        /* wall ms; 0: not yet */
     pid_t       process_group;      /* a running job's group; 0: none */
+    /* The completion notification (task.h's aw_task_notify_t); target
+     * NULL: none asked. */
+    const char *notify_target;
+    const char *notify_last_error;
+    int         notify_state;
+    int         notify_attempts;
+    int         notify_last_status; /* -1: none */
+    int64_t     notify_next_at;
 } aw_task_record_t;
 
 /* Fills r from t as it is now, with the durability marks applied: a task

@@ -74,7 +74,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     mono_now = 5000000;
     wall_now = 1767225600000;           /* 2026-01-01 */
     aw_clock_set_source(fake_mono, fake_wall);
-    api_init();
+    api_init(NULL);
     return 0;
 }
 
