@@ -339,6 +339,48 @@ case_a_slow_receiver_delays_neither_tasks_nor_other_deliveries() {
     assert_jq .notify.attempts 0
 }
 
+case_an_idempotent_repeat_is_not_delivered_again() {
+    need_recv
+    local first
+    create -H 'Idempotency-Key: notify-once' \
+        "{\"kind\":\"sleep\",\"args\":{\"seconds\":0},\"notify\":{\"url\":\"$R/ok\"}}"
+    first=$ID
+    DID=d_${ID#t_}
+    await_notify "$first" '.state == "delivered"'
+    req -H 'Idempotency-Key: notify-once' POST /v1/tasks \
+        "{\"kind\":\"sleep\",\"args\":{\"seconds\":0},\"notify\":{\"url\":\"$R/ok\"}}"
+    assert_status 200
+    assert_jq .id "$first"
+    assert_notify delivered 1 200
+    sleep 0.5
+    assert_deliveries "$DID" 1
+}
+
+# A finished task may be deleted while its delivery waits for a retry or
+# is in flight: 204, and nothing of it is left to use (the sanitized
+# build's clean_shutdown shows a use after free).
+case_deleting_a_task_with_a_delivery_under_way() {
+    need_recv
+    create_notified "$R/status/503"
+    await_deliveries "$DID" 1
+    req DELETE "/v1/tasks/$ID"
+    assert_status 204
+    req GET "/v1/tasks/$ID"
+    assert_error 404 not_found
+    create_notified "$R/slow/1"
+    await_deliveries "$DID" 1
+    req DELETE "/v1/tasks/$ID"
+    assert_status 204
+    req GET "/v1/tasks/$ID"
+    assert_error 404 not_found
+    # Past the slow answer and the retries: the daemon still serves.
+    sleep 1.5
+    req GET /healthz
+    assert_status 200
+    create_notified "$R/ok"
+    await_notify "$ID" '.state == "delivered"'
+}
+
 case_refusals_create_nothing() {
     need_recv
     local before bad
@@ -497,6 +539,30 @@ case_transfer_cap_bounds_deliveries_in_flight() {
     # Three rounds of two: the last ones start 0.8 s after the first.
     took=$(printf '%s\n' "$LINES" | jq -s 'map(.t) | (max - min) * 1000 | round / 1000')
     assert_between "$took" 0.7 10 "seconds from the first delivery's arrival to the last"
+    stop_daemon
+}
+
+# SIGTERM while a delivery waits on a receiver that answers in 30 s: the
+# daemon does not wait for it (stop_daemon allows 5 s), and with a store
+# the attempt cut short is made again after the restart (at least once).
+case_sigterm_does_not_wait_for_a_slow_receiver() {
+    need_recv
+    local t0 conf
+    conf=$(notify_conf)
+    [ -n "${AW_MEMORY:-}" ] || conf="[storage]
+state_dir = $CASE_TMP/state
+$conf"
+    start_daemon "$conf"
+    create_notified "$R/slow/30"
+    await_deliveries "$DID" 1
+    t0=$(now)
+    stop_daemon
+    note "seconds from SIGTERM to the exit with a delivery in flight: $(elapsed "$t0")"
+    [ -n "${AW_MEMORY:-}" ] && return 0
+    start_daemon "$conf"
+    await_deliveries "$DID" 2
+    req GET "/v1/tasks/$ID"
+    assert_jq .notify.state pending
     stop_daemon
 }
 
