@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -195,11 +196,15 @@ def main():
     if a.pidfile:
         with open(a.pidfile, "w") as f:
             f.write("%d\n" % os.getpid())
+    # Say which signal ended it: a test that finds its receiver gone reads why.
+    def on_signal(signum, frame):
+        os.write(2, b"webhook_recv: ended by signal %d\n" % signum)
+        os._exit(128 + signum)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, on_signal)
     print(srv.server_address[1], flush=True)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    srv.serve_forever()
     return 0
 
 
