@@ -4,10 +4,13 @@
 # a JSON line and checks the signature with hmac): one signed delivery of
 # the final task object, retries with a growing and capped backoff on 5xx,
 # 429, refused connections and timeouts, at once failed on other statuses,
-# every terminal state delivered, the create refusals, no signature without
-# a secret, the transfer cap, a slow receiver that delays nothing else,
-# /metrics and /v1/info, and deliveries that survive a restart (clean and
-# kill -9) while the receiver is down.
+# every terminal state delivered, an idempotent repeat not delivered again,
+# deletes mid-delivery, the create refusals, no signature without a secret,
+# secret_file, an https receiver trusted through ca_file (or insecure), the
+# transfer cap, a slow receiver that delays nothing else, SIGTERM during a
+# slow delivery, /metrics and /v1/info, and deliveries that survive a
+# restart (clean and kill -9) while the receiver is down. The restart cases
+# pass without running in the memory-only pass (AW_MEMORY=1).
 
 . "$(dirname "$0")/lib.sh"
 
@@ -475,6 +478,51 @@ case_secret_file_signs() {
     stop_daemon
 }
 
+# An https receiver with a certificate of its own (for IP 127.0.0.1): it is
+# trusted through [notify] ca_file or not at all, unless insecure = true.
+case_https_receiver_needs_its_ca() {
+    need_recv
+    local c=$CASE_TMP log=$CASE_TMP/tls.log tport tls_conf
+    command -v openssl >/dev/null || fail "openssl is not installed (Debian package openssl)"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext "subjectAltName=IP:127.0.0.1" -keyout "$c/key.pem" -out "$c/cert.pem" \
+        2>"$c/openssl.err" || fail "openssl req failed: $(head -c 300 "$c/openssl.err")"
+    start_receiver "$log" "$SECRET" --tls "$c/cert.pem" "$c/key.pem" ||
+        fail "the https receiver did not start: $(head -c 300 "$log.err")"
+    tport=$RECV_PORT
+    tls_conf="[notify]
+allow = 127.0.0.1:$tport
+secret = $SECRET
+max_attempts = 2
+min_backoff_seconds = 0.2
+max_backoff_seconds = 1"
+    start_daemon "$tls_conf
+ca_file = $c/cert.pem"
+    create_notified "https://127.0.0.1:$tport/ok"
+    await_deliveries "$DID" 1 10 "$log"
+    assert_line 1 .verified true
+    assert_line 1 .body.id "$ID"
+    await_notify "$ID" '.state != "pending"'
+    assert_notify delivered 1 200
+    stop_daemon
+    # The system's CAs do not know this certificate: a TLS failure is a
+    # connection failure, retried, and nothing reaches the receiver.
+    start_daemon "$tls_conf"
+    create_notified "https://127.0.0.1:$tport/ok"
+    await_notify "$ID" '.state != "pending"'
+    assert_notify failed 2 null
+    assert_deliveries "$DID" 0 "$log"
+    stop_daemon
+    start_daemon "$tls_conf
+insecure = true"
+    create_notified "https://127.0.0.1:$tport/ok"
+    await_notify "$ID" '.state != "pending"'
+    assert_notify delivered 1 200
+    stop_daemon
+    kill "$RECV_PID" 2>/dev/null ||
+        fail "the https receiver (pid $RECV_PID) was gone before the end; its stderr: $(tail -c 400 "$log.err")"
+}
+
 case_backoff_grows_and_is_capped() {
     need_recv
     start_daemon "$(notify_conf 'max_attempts = 6')"
@@ -684,9 +732,10 @@ max_attempts = 1000
 min_backoff_seconds = 0.2
 max_backoff_seconds = 0.5"
     start_daemon "$conf"
-    create_notified "$R/gate/$gate"
+    create_notified "$R/gate/$gate" "" '"headers":{"X-Trace":"kept-in-the-store"}'
     await_deliveries "$DID" 1
     assert_line 1 .status 503
+    assert_line 1 '.headers["x-trace"]' kept-in-the-store
     await_notify "$ID" '.attempts >= 1'
     assert_jq .notify.state pending
     assert_jq .notify.last_status 503
@@ -701,6 +750,8 @@ max_backoff_seconds = 0.5"
     assert_line 1 .body.id "$ID"
     assert_line 1 .body.state succeeded
     assert_line 1 .verified true
+    # The user's headers are stored with the delivery, not only in memory.
+    assert_line 1 '.headers["x-trace"]' kept-in-the-store
     stop_daemon
 }
 

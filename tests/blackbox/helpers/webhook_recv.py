@@ -2,13 +2,14 @@
 """webhook_recv.py — a webhook receiver for the black-box tests of awaitd's
 completion notifications (standard library only).
 
-    python3 webhook_recv.py [--port N] [--pidfile FILE] LOGFILE [SECRET]
+    python3 webhook_recv.py [--port N] [--pidfile FILE] [--tls CERT KEY] LOGFILE [SECRET]
 
 Binds 127.0.0.1 (port 0 unless --port names one, so a test can bring a
 receiver back on the port a daemon was told about), writes its pid to
 FILE (python3 may be a wrapper such as pyenv's shim that forks, so $! is
 not the receiver), prints the port on stdout once it listens, and serves each connection in a thread of its own,
-so a slow answer never delays another request.
+so a slow answer never delays another request. With --tls it speaks
+HTTPS with CERT and KEY (PEM files).
 
 Every request appends one JSON line to LOGFILE, written when the request
 has been read and before it is answered:
@@ -40,6 +41,7 @@ import hmac
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -186,10 +188,18 @@ def main():
     ap = argparse.ArgumentParser(description="webhook receiver for the tests")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--pidfile")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("logfile")
     ap.add_argument("secret", nargs="?")
     a = ap.parse_args()
     srv = Server(("127.0.0.1", a.port), Handler)
+    if a.tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls[0], a.tls[1])
+        # The handshake happens in the connection's own thread, at its
+        # first read: a client that fails it does not stall the others.
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
+                                     do_handshake_on_connect=False)
     srv.log_path = os.path.abspath(a.logfile)
     srv.gate_dir = os.path.dirname(srv.log_path)
     srv.secret = a.secret
