@@ -616,6 +616,40 @@ $conf"
     stop_daemon
 }
 
+# 200 tasks at once from 20 clients: every one delivered exactly once (a
+# healthy receiver sees no duplicate), never more than max_transfers (4)
+# at the receiver at once, and a large result arrives whole.
+case_many_deliveries_each_once_within_the_cap() {
+    need_recv
+    local ids=() big max dup
+    mapfile -t ids < <(seq 200 | xargs -P 20 -I{} curl -sS --max-time 20 \
+        -d "{\"kind\":\"sleep\",\"args\":{\"seconds\":0,\"result\":{}},\"notify\":{\"url\":\"$R/slow/0.02?many=$PORT\"}}" \
+        "$BASE/v1/tasks" | jq -r .id)
+    assert_eq "${#ids[@]}" 200 "tasks created"
+    big=$(head -c 300000 /dev/zero | tr '\0' 'x')
+    printf '{"kind":"sleep","args":{"seconds":0,"result":"%s"},"notify":{"url":"%s/slow/0.02?many=%s"}}' \
+        "$big" "$R" "$PORT" >"$CASE_TMP/big.json"
+    req --data-file "$CASE_TMP/big.json" POST /v1/tasks
+    assert_status 201
+    ids+=("$(jqb .id)")
+    req POST /v1/wait "{\"ids\":$(ids_json "${ids[@]}"),\"timeout\":30}"
+    assert_jq '.pending | length' 0
+    await_notify "${ids[200]}" '.state == "delivered"' 30
+    for id in "${ids[@]}"; do
+        await_notify "$id" '.state != "pending"' 30
+        [ "$(jqb .notify.state)" = delivered ] || fail "task $id: notify $(jqb .notify)"
+    done
+    LINES=$(jq -Rc --arg p "/slow/0.02?many=$PORT" 'fromjson? | select(.path == $p)' "$RLOG")
+    assert_eq "$(printf '%s\n' "$LINES" | grep -c .)" 201 "requests at the receiver"
+    dup=$(printf '%s\n' "$LINES" | jq -r '.headers["x-awaitd-delivery"]' | sort | uniq -d | head -n 3)
+    [ -z "$dup" ] || fail "delivered more than once: $dup"
+    max=$(printf '%s\n' "$LINES" | jq -s 'map(.active_same) | max')
+    note "most deliveries at the receiver at once: $max"
+    assert_less "$max" 5 "deliveries in flight at once with max_transfers = 4"
+    assert_eq "$(printf '%s\n' "$LINES" | jq -r --arg id "${ids[200]}" \
+        'select(.body.id? == $id) | .body.result | length')" 300000 "length of the large result delivered"
+}
+
 case_info_shows_the_notify_limits() {
     req GET /v1/info
     assert_status 200
