@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "queue.h"
+#include "rfc3339.h"
 #include "task_json.h"
 #include "ui.h"
 #include "task_list.h"
@@ -413,9 +414,11 @@ static void get_info(struct http_ctx *x)
                   http_open_connections(x->srv), events_clients());
     for (const aw_queue_t *q = aw_engine_queues(http_engine(x->srv)); q; q = q->next) {
         aw_utf8_add_json_str(&b, q->name);
-        aw_buf_printf(&b, ":{\"concurrency\":%u,\"running\":%u,\"pending\":%llu}%s",
-                      q->concurrency, q->running, (unsigned long long)q->npending,
-                      q->next ? "," : "");
+        aw_buf_printf(&b, ":{\"concurrency\":%u,\"running\":%u,\"pending\":%llu,"
+                      "\"paused\":%s}%s",
+                      q->concurrency, q->running,
+                      (unsigned long long)(q->npending + q->ndelayed),
+                      q->paused ? "true" : "false", q->next ? "," : "");
     }
     aw_buf_adds(&b, "},\"storage\":");
     write_storage(&b, http_store(x->srv));
@@ -439,6 +442,56 @@ static int optional_string(struct http_ctx *x, json_t *o, const char *key, const
         return -1;
     }
     *out = json_string_value(v);
+    return 0;
+}
+
+/* About 100 years: a delay past it is a mistake, not a plan (and its
+ * milliseconds stay far from overflowing). */
+#define MAX_DELAY_SECONDS 3.2e9
+
+/* The scheduling fields of a create (contract "Scheduling"): "priority",
+ * and "delay" or "start_at" into spec->not_before. Answers 400 itself. */
+static int parse_schedule(struct http_ctx *x, json_t *root, aw_task_spec_t *spec)
+{
+    json_t *priority = json_object_get(root, "priority");
+    json_t *delay = json_object_get(root, "delay");
+    json_t *start_at = json_object_get(root, "start_at");
+    char msg[ERR_SIZE];
+    if (priority && !json_is_null(priority)) {
+        json_int_t p = json_integer_value(priority);
+        if (!json_is_integer(priority) || p < AW_PRIORITY_MIN || p > AW_PRIORITY_MAX) {
+            snprintf(msg, sizeof msg, "priority must be an integer from %d to %d",
+                     AW_PRIORITY_MIN, AW_PRIORITY_MAX);
+            http_reply_error(x, AW_EINVAL, msg);
+            return -1;
+        }
+        spec->priority = (int)p;
+    }
+    bool has_delay = delay && !json_is_null(delay);
+    bool has_start = start_at && !json_is_null(start_at);
+    if (has_delay && has_start) {
+        http_reply_error(x, AW_EINVAL, "give delay or start_at, not both");
+        return -1;
+    }
+    if (has_delay) {
+        double s = json_number_value(delay);
+        if (!json_is_number(delay) || !isfinite(s) || s < 0 || s > MAX_DELAY_SECONDS) {
+            http_reply_error(x, AW_EINVAL,
+                             "delay must be a number of seconds, 0 or more (at most 3.2e9)");
+            return -1;
+        }
+        spec->not_before = aw_clock_wall_ms() + aw_seconds_to_ms(s);
+    }
+    if (has_start) {
+        int64_t ms = 0;
+        if (!json_is_string(start_at) ||
+            aw_rfc3339_parse(json_string_value(start_at), &ms) < 0 || ms <= 0) {
+            http_reply_error(x, AW_EINVAL, "start_at must be an RFC 3339 date-time after "
+                             "1970, e.g. \"2026-11-24T21:55:44.123Z\"");
+            return -1;
+        }
+        spec->not_before = ms;
+    }
     return 0;
 }
 
@@ -504,6 +557,8 @@ static void post_tasks(struct http_ctx *x)
         }
         spec.timeout_ms = aw_seconds_to_ms(s);
     }
+    if (parse_schedule(x, root, &spec) < 0)
+        goto out;
     if (refuse_if_failing(x))
         goto out;
     spec.hold = http_store(x->srv) != NULL;
@@ -975,6 +1030,99 @@ static void route_task(struct http_ctx *x, const char *rest)
     }
 }
 
+/* ---- queues ---- */
+
+static void write_queue(aw_buf_t *b, const aw_queue_t *q)
+{
+    aw_buf_adds(b, "{\"name\":");
+    aw_utf8_add_json_str(b, q->name);
+    aw_buf_printf(b, ",\"concurrency\":%u,\"running\":%u,\"pending\":%llu,\"paused\":%s}",
+                  q->concurrency, q->running, (unsigned long long)(q->npending + q->ndelayed),
+                  q->paused ? "true" : "false");
+}
+
+static void get_queues(struct http_ctx *x)
+{
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_buf_adds(&b, "{\"queues\":[");
+    for (const aw_queue_t *q = aw_engine_queues(http_engine(x->srv)); q; q = q->next) {
+        write_queue(&b, q);
+        if (q->next)
+            aw_buf_addc(&b, ',');
+    }
+    aw_buf_adds(&b, "]}\n");
+    http_reply(x, 200, &b, "application/json");
+}
+
+static const aw_queue_t *queue_or_404(struct http_ctx *x, const char *name)
+{
+    const aw_queue_t *q = aw_engine_queue(http_engine(x->srv), name);
+    if (!q) {
+        char msg[ERR_SIZE];
+        snprintf(msg, sizeof msg, "no queue named '%.64s'", name);
+        http_reply_error(x, AW_ENOQUEUE, msg);
+    }
+    return q;
+}
+
+/* Pause and resume take effect at once (nothing new starts from now on);
+ * the answer waits until the switch is committed, so that a paused queue
+ * the client was told about stays paused across a crash. */
+static void pause_queue(struct http_ctx *x, const char *name, bool paused)
+{
+    const aw_queue_t *q = queue_or_404(x, name);
+    if (!q || refuse_if_failing(x))
+        return;
+    aw_store_t *st = http_store(x->srv);
+    if (st && aw_store_queue_set(st, name, paused) < 0) {
+        http_reply_error(x, -ENOMEM, NULL);
+        return;
+    }
+    aw_engine_pause_queue(http_engine(x->srv), name, paused);
+    aw_buf_t b;
+    aw_buf_init(&b);
+    write_queue(&b, q);
+    aw_buf_addc(&b, '\n');
+    http_reply_after(x, barrier(x->srv), 200, &b);
+}
+
+/* Routes /v1/queues/{name}[/pause|/resume]. */
+static void route_queue(struct http_ctx *x, const char *rest)
+{
+    char name[256];
+    const char *slash = strchr(rest, '/');
+    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (len == 0 || len >= sizeof name) {
+        http_reply_error(x, len ? AW_ENOQUEUE : HTTP_ENOROUTE, NULL);
+        return;
+    }
+    memcpy(name, rest, len);
+    name[len] = '\0';
+    const char *action = slash ? slash + 1 : NULL;
+    if (!action) {
+        if (!is(x, "GET")) {
+            http_reply_405(x, "GET, HEAD");
+            return;
+        }
+        const aw_queue_t *q = queue_or_404(x, name);
+        if (q) {
+            aw_buf_t b;
+            aw_buf_init(&b);
+            write_queue(&b, q);
+            aw_buf_addc(&b, '\n');
+            http_reply(x, 200, &b, "application/json");
+        }
+    } else if (strcmp(action, "pause") == 0 || strcmp(action, "resume") == 0) {
+        if (is(x, "POST"))
+            pause_queue(x, name, action[0] == 'p');
+        else
+            http_reply_405(x, "POST");
+    } else {
+        http_reply_error(x, HTTP_ENOROUTE, NULL);
+    }
+}
+
 struct route {
     const char *path;
     const char *allow;
@@ -990,6 +1138,7 @@ static const struct route routes[] = {
     { "/v1/tasks",  "GET, HEAD, POST", get_tasks,   post_tasks, ROUTE_TASK_LIST, ROUTE_TASK_CREATE },
     { "/v1/wait",   "POST",            NULL,        post_wait,  0, ROUTE_WAIT_MANY },
     { "/v1/events", "GET, HEAD",       get_events,  NULL,       ROUTE_EVENTS, 0 },
+    { "/v1/queues", "GET, HEAD",       get_queues,  NULL,       ROUTE_OTHER, 0 },
     { "/ui",        "GET, HEAD",       ui_handle,   NULL,       ROUTE_OTHER, 0 },
 };
 
@@ -997,6 +1146,10 @@ void api_handle(struct http_ctx *x)
 {
     if (strncmp(x->path, "/v1/tasks/", 10) == 0) {
         route_task(x, x->path + 10);
+        return;
+    }
+    if (strncmp(x->path, "/v1/queues/", 11) == 0) {
+        route_queue(x, x->path + 11);
         return;
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {

@@ -23,6 +23,7 @@ static const struct http_error table[] = {
     { AW_EFORBIDDEN,      403, "forbidden", "not on the allow-list" },
     { AW_ENOTFOUND,       404, "not_found", "no task with that id" },
     { HTTP_ENOROUTE,      404, "not_found", "no such path" },
+    { AW_ENOQUEUE,        404, "not_found", "no such queue" },
     { HTTP_EMETHOD,       405, "method_not_allowed", "method not allowed on this path" },
     { AW_EDONE,           409, "already_done", "the task has already finished" },
     { AW_EACTIVE,         409, "not_done", "the task has not finished yet" },

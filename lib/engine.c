@@ -240,6 +240,22 @@ const aw_queue_t *aw_engine_queues(const aw_engine_t *e)
     return e->queues;
 }
 
+const aw_queue_t *aw_engine_queue(const aw_engine_t *e, const char *name)
+{
+    return aw__engine_find_queue(e, name);
+}
+
+int aw_engine_pause_queue(aw_engine_t *e, const char *name, bool paused)
+{
+    aw_queue_t *q = aw__engine_find_queue(e, name);
+    if (!q)
+        return AW_ENOQUEUE;
+    q->paused = paused;
+    if (!paused)
+        dispatch(e, q);
+    return 0;
+}
+
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out)
 {
     *out = e->stats;
@@ -402,17 +418,19 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
     aw_task_unref(t);
 }
 
-/* Whether q may start its head now: a queue slot, and a slot of the
- * head's kind when the kind caps its own running tasks (kind.h has_slot).
- * A head its kind holds back keeps the tasks behind it pending too: FIFO
- * order within a queue is kept, and a kind's tasks wait in their queues
- * without a second list (operators give capped kinds a queue of their own
- * when other kinds must not wait behind them). */
+/* Whether q may start its head (the top of its heap: the highest
+ * priority, the oldest among equals) now: not paused, a queue slot, and
+ * a slot of the head's kind when the kind caps its own running tasks
+ * (kind.h has_slot). A head its kind holds back keeps the tasks behind it
+ * pending too: the queue's order is kept, and a kind's tasks wait in
+ * their queues without a second list (operators give capped kinds a
+ * queue of their own when other kinds must not wait behind them). */
 static bool can_start(const aw_engine_t *e, const aw_queue_t *q)
 {
-    if (!q->head || !aw__queue_has_slot(q))
+    aw_task_t *head = aw__queue_peek(q);
+    if (!head || q->paused || !aw__queue_has_slot(q))
         return false;
-    const aw_kind_t *k = q->head->kind;
+    const aw_kind_t *k = head->kind;
     return !k->has_slot || k->has_slot(aw_engine_kind_state(e, k));
 }
 
@@ -441,6 +459,41 @@ static void dispatch(aw_engine_t *e, aw_queue_t *q)
 void aw__engine_dispatch(aw_engine_t *e, aw_queue_t *q)
 {
     dispatch(e, q);
+}
+
+/* Why the deadline heap for delayed tasks: a pending task's deadline node
+ * is free (it is a running task's wake-up or timeout and a finished one's
+ * retention), so a delayed task costs no memory beyond its not_before,
+ * and 100,000 of them one O(log n) entry each, with one timer armed for
+ * the earliest. The heap runs on the monotonic clock and not_before is
+ * wall time: the wait is converted here, and task_due checks the wall
+ * clock again, so a task never starts before its not_before. */
+void aw__engine_enqueue(aw_engine_t *e, aw_task_t *t)
+{
+    int64_t nb = aw_task_not_before(t);
+    int64_t wait = nb ? nb - aw_clock_wall_ms() : 0;
+    if (wait <= 0 && aw__queue_push(t->queue, t) == 0)
+        return;
+    if (wait <= 0)
+        wait = 1;                       /* out of memory: again soon */
+    /* On -ENOMEM here too the task stays pending until a restart. */
+    aw_heap_set(&e->heap, &t->deadline, aw_clock_mono_ms() + wait);
+    t->queue->ndelayed++;
+    aw__engine_arm(e);
+}
+
+/* A pending task leaves where it waits (cancel, discard). */
+static void unqueue(aw_engine_t *e, aw_task_t *t)
+{
+    if (t->state != AW_PENDING)
+        return;
+    if (aw__queue_contains(t)) {
+        aw__queue_remove(t->queue, t);
+    } else if (aw_heap_scheduled(&t->deadline)) {
+        aw_heap_remove(&e->heap, &t->deadline);
+        t->queue->ndelayed--;
+        aw__engine_arm(e);
+    }
 }
 
 void aw_task_succeed(aw_engine_t *e, aw_task_t *t, char *result)
@@ -576,11 +629,23 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
                  (unsigned long long)e->limits.max_task_bytes);
         rc = AW_EBUDGET;
     }
+    if (rc == 0 && (spec->priority < AW_PRIORITY_MIN || spec->priority > AW_PRIORITY_MAX)) {
+        snprintf(err, errlen, "priority must be an integer from %d to %d",
+                 AW_PRIORITY_MIN, AW_PRIORITY_MAX);
+        rc = AW_EINVAL;
+    }
+    if (rc == 0 && spec->not_before < 0) {
+        snprintf(err, errlen, "not_before must be a time after 1970");
+        rc = AW_EINVAL;
+    }
+    if (rc == 0)
+        rc = aw__task_set_not_before(t, spec->not_before);
     json_decref(empty);
     if (rc < 0) {
         aw_task_unref(t);
         return rc;
     }
+    t->priority = (int8_t)spec->priority;
     aw_task_id_next(&e->ids, aw_clock_wall_ms(), t->id);
     t->held = spec->hold;
     if ((rc = aw__engine_admit(e, t)) < 0)
@@ -588,7 +653,7 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
     ks->created++;
     aw__engine_notify(e, AW_TASK_CREATED, t);  /* pending, before dispatch may start it */
     if (!(t->held && t->kind->start_after_commit)) {
-        aw__queue_push(q, t);
+        aw__engine_enqueue(e, t);
         dispatch(e, q);
     }
     *out = t;
@@ -608,7 +673,7 @@ void aw_task_release(aw_engine_t *e, aw_task_t *t)
     /* No event: nothing about the task changed, its record was just
      * committed. A queued start reports running as usual. */
     if (t->kind->start_after_commit && t->state == AW_PENDING) {
-        aw__queue_push(t->queue, t);
+        aw__engine_enqueue(e, t);
         dispatch(e, t->queue);
     }
 }
@@ -619,8 +684,7 @@ void aw_task_discard(aw_engine_t *e, aw_task_t *t)
         return;
     aw_task_ref(t);
     aw_kind_stats_t *ks = kind_stats(e, t->kind);
-    if (t->state == AW_PENDING && !t->kind->start_after_commit)
-        aw__queue_remove(t->queue, t);
+    unqueue(e, t);
     if (t->state == AW_RUNNING) {
         /* Only kinds without outside effects run while held, and their
          * cancel stops them at once (a sleep drops its wake-up). */
@@ -674,7 +738,7 @@ int aw_task_cancel(aw_engine_t *e, aw_task_t *t)
 {
     switch (t->state) {
     case AW_PENDING:
-        aw__queue_remove(t->queue, t);
+        unqueue(e, t);
         t->stop_reason = AW_STOP_CANCEL;
         aw_task_finish_cancelled(e, t, NULL);
         return 0;
@@ -768,6 +832,13 @@ static void task_due(aw_engine_t *e, aw_task_t *t, int64_t now)
          * created it must still find it. */
         if (!t->held)
             aw_task_forget(e, t);
+        return;
+    }
+    if (t->state == AW_PENDING) {
+        /* Its not_before has come (aw__engine_enqueue). */
+        t->queue->ndelayed--;
+        aw__engine_enqueue(e, t);
+        dispatch(e, t->queue);
         return;
     }
     if (t->state != AW_RUNNING)

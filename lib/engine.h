@@ -54,6 +54,8 @@ typedef struct aw_task_spec {
                                    commit (see aw_task_release) */
     json_t     *notify;         /* a completion notification (webhook) to
                                    send; NULL or JSON null: none */
+    int         priority;       /* AW_PRIORITY_MIN..MAX (queue.h); 0 default */
+    int64_t     not_before;     /* wall ms: stays pending until then; 0: none */
 } aw_task_spec_t;
 
 typedef struct aw_kind_stats {
@@ -104,6 +106,13 @@ const aw_engine_limits_t *aw_engine_limits(const aw_engine_t *e);
 void aw_engine_stats(const aw_engine_t *e, aw_engine_stats_t *out);
 /* The queues, for reports: follow ->next from the first. */
 const struct aw_queue *aw_engine_queues(const aw_engine_t *e);
+/* The queue of that name, or NULL. */
+const struct aw_queue *aw_engine_queue(const aw_engine_t *e, const char *name);
+/* Pauses a queue (it starts nothing new; its running tasks go on) or
+ * resumes it (its pending tasks start now, as slots allow). Persisting
+ * the switch is the caller's (store.h, aw_store_queue_set). Returns 0 or
+ * AW_ENOQUEUE. */
+int  aw_engine_pause_queue(aw_engine_t *e, const char *name, bool paused);
 
 /* Completion notifications (webhooks): the check a create's
  * spec->notify must pass, installed by their deliverer (notify.h). It
@@ -152,7 +161,12 @@ void aw_engine_run_due(aw_engine_t *e);
  * idempotency key, but aw_task_find and listings do not see it, and a kind
  * with start_after_commit is not queued, until aw_task_release; or it is
  * removed again by aw_task_discard.
- * Errors: AW_EKIND, AW_EINVAL (err says what), AW_EQUEUE, AW_EDISABLED,
+ * A spec->not_before still to come keeps the task pending, outside its
+ * queue's heap, until then (one entry in the deadline heap); then it
+ * joins the heap in its priority's place, as if it had just been created
+ * but ordered by its id.
+ * Errors: AW_EKIND, AW_EINVAL (err says what: a bad priority too),
+ * AW_EQUEUE, AW_EDISABLED,
  * AW_EFORBIDDEN (an allow-list: the kind's, or a notification's),
  * AW_ETOOBIG (a result over max_result_bytes), AW_ECAPACITY,
  * AW_EBUDGET (max_task_bytes would be passed), -ENOMEM. The task is owned by the engine;

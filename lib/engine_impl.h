@@ -53,6 +53,11 @@ aw_queue_t      *aw__engine_find_queue(const aw_engine_t *e, const char *name);
 aw_kind_stats_t *aw__engine_find_kind(const aw_engine_t *e, const char *name);
 /* Starts q's pending tasks while it has room (restore.c). */
 void aw__engine_dispatch(aw_engine_t *e, aw_queue_t *q);
+/* Puts a pending task where it waits: its queue's heap, or, while its
+ * not_before is still to come, the deadline heap (then the heap at that
+ * time; task_due). The caller dispatches. Out of memory for the queue's
+ * heap, it tries again a millisecond later. */
+void aw__engine_enqueue(aw_engine_t *e, aw_task_t *t);
 /* Tells every listener. */
 void aw__engine_notify(aw_engine_t *e, aw_task_event_t ev, aw_task_t *t);
 /* The one task constructor of create and restore: a task of kind ks in

@@ -45,6 +45,8 @@ static bool valid_record(const aw_task_record_t *r)
     return (unsigned)r->state < AW_NSTATES && (unsigned)r->error_type < AW_NERRTYPES &&
            r->stop_reason >= AW_STOP_NONE && r->stop_reason <= AW_STOP_INTERRUPT &&
            r->queue && r->args && r->started_at >= 0 && r->finished_at >= 0 &&
+           r->priority >= AW_PRIORITY_MIN && r->priority <= AW_PRIORITY_MAX &&
+           r->not_before >= 0 &&
            (aw_state_done(r->state) ? r->finished_at > 0 : r->finished_at == 0);
 }
 
@@ -100,7 +102,10 @@ int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out
     t->finished_at = r->finished_at;
     t->state = (uint8_t)r->state;
     t->stop_reason = (uint8_t)r->stop_reason;
-    int rc = aw__task_set_string(t, AW_TASK_NAME, r->name);
+    t->priority = (int8_t)r->priority;
+    int rc = aw__task_set_not_before(t, r->not_before);
+    if (!rc)
+        rc = aw__task_set_string(t, AW_TASK_NAME, r->name);
     if (!rc)
         rc = aw__task_set_string(t, AW_TASK_IDEMPOTENCY_KEY, r->idempotency_key);
     if (!rc && r->notify_target && !(rc = aw__task_set_notify(t, r->notify_target))) {
@@ -148,7 +153,7 @@ int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out
     if (r->state == AW_PENDING && why[0]) {
         aw__task_fail_unstarted(e, t, AW_ERR_INTERRUPTED, why);
     } else if (r->state == AW_PENDING) {
-        aw__queue_push(q, t);
+        aw__engine_enqueue(e, t);
     } else if (r->state == AW_RUNNING) {
         /* As if it were stopped now: the record says when it started, and
          * finishing sets finished_at. A retry policy (a later addition to

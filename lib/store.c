@@ -51,6 +51,15 @@ const double aw_store_batch_bounds[AW_STORE_BATCH_BUCKETS] = {
     1, 4, 16, 64, 256, 1024, 4096, 16384,
 };
 
+/* Queue switches that outlive a run (POST /v1/queues/{name}/pause). */
+#define QUEUES_TABLE_SQL \
+    "CREATE TABLE queues (\n" \
+    "  -- A queue paused by POST /v1/queues/{name}/pause stays paused across\n" \
+    "  -- restarts until resumed; a row per queue ever paused or resumed.\n" \
+    "  name   TEXT PRIMARY KEY,\n" \
+    "  paused INTEGER NOT NULL          -- 1 paused, 0 running\n" \
+    ") WITHOUT ROWID;\n"
+
 static const char schema_sql[] =
     "CREATE TABLE tasks (\n"
     "  -- One row per task the daemon holds, finished ones until retention\n"
@@ -77,14 +86,18 @@ static const char schema_sql[] =
     "  notify_attempts INTEGER,          -- attempts that have ended\n"
     "  notify_last_status INTEGER,       -- HTTP status of the last one; NULL: none\n"
     "  notify_last_error  TEXT,\n"
-    "  notify_next_at  INTEGER           -- Unix time in ms before which no retry starts\n"
+    "  notify_next_at  INTEGER,          -- Unix time in ms before which no retry starts\n"
+    "  priority        INTEGER,          -- -100..100, higher starts first; NULL: 0\n"
+    "  not_before      INTEGER           -- Unix time in ms before which it does not start\n"
+    "                                    -- (delay, start_at); NULL: none\n"
     ") WITHOUT ROWID;\n"
     "CREATE TABLE meta (\n"
     "  -- Numbers that outlive a run: events_next is the first SSE event id\n"
     "  -- the next run may use, so that event ids never repeat.\n"
     "  key   TEXT PRIMARY KEY,\n"
     "  value INTEGER NOT NULL\n"
-    ") WITHOUT ROWID;\n";
+    ") WITHOUT ROWID;\n"
+    QUEUES_TABLE_SQL;
 
 /* Schema 1 had no webhooks: the same columns, added in place. */
 static const char migrate_to_2_sql[] =
@@ -95,13 +108,21 @@ static const char migrate_to_2_sql[] =
     "ALTER TABLE tasks ADD COLUMN notify_last_error TEXT;\n"
     "ALTER TABLE tasks ADD COLUMN notify_next_at INTEGER;\n";
 
+/* Schema 2 had no priorities, delays or queue pauses (and retries and
+ * groups). */
+static const char migrate_to_3_sql[] =
+    "ALTER TABLE tasks ADD COLUMN priority INTEGER;\n"
+    "ALTER TABLE tasks ADD COLUMN not_before INTEGER;\n"
+    QUEUES_TABLE_SQL;
+
 static const char upsert_sql[] =
     "INSERT INTO tasks (id, kind, queue, state, name, idempotency_key, args, timeout_ms,"
     " started_at, finished_at, result, error_type, error_message, stop_reason,"
     " process_group, boot_id, notify_target, notify_state, notify_attempts,"
-    " notify_last_status, notify_last_error, notify_next_at) VALUES (?1, ?2, ?3, ?4,"
+    " notify_last_status, notify_last_error, notify_next_at, priority, not_before)"
+    " VALUES (?1, ?2, ?3, ?4,"
     " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
-    " ?22) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
+    " ?22, ?23, ?24) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
     " queue = excluded.queue, state = excluded.state, name = excluded.name,"
     " idempotency_key = excluded.idempotency_key, args = excluded.args,"
     " timeout_ms = excluded.timeout_ms, started_at = excluded.started_at,"
@@ -112,13 +133,14 @@ static const char upsert_sql[] =
     " notify_state = excluded.notify_state, notify_attempts = excluded.notify_attempts,"
     " notify_last_status = excluded.notify_last_status,"
     " notify_last_error = excluded.notify_last_error,"
-    " notify_next_at = excluded.notify_next_at";
+    " notify_next_at = excluded.notify_next_at, priority = excluded.priority,"
+    " not_before = excluded.not_before";
 
 static const char *const stop_names[] = { NULL, "cancel", "timeout", "interrupt" };
 
 /* ---- records and batches ---- */
 
-enum rec_op { REC_UPSERT, REC_DELETE, REC_META };
+enum rec_op { REC_UPSERT, REC_DELETE, REC_META, REC_QUEUE };
 /* What waits for the record's commit (store.h). */
 enum rec_intent { INTENT_NONE, INTENT_RELEASE, INTENT_CANCEL, INTENT_FORGET };
 
@@ -177,6 +199,8 @@ struct aw_store {
     void            *commit_arg;
     struct { char key[32]; int64_t value; } meta[8], loaded[8];
     size_t           nmeta, nloaded;
+    struct qset { char *name; bool paused; } *qsets;    /* queue switches to write */
+    size_t           nqsets, qsets_cap;
     aw_store_info_t  info;
     /* shared, under mu */
     pthread_t        thread;
@@ -189,7 +213,7 @@ struct aw_store {
     int              efd;
     atomic_bool      fail_writes;
     /* writer side */
-    sqlite3_stmt    *upsert, *del, *meta_set;
+    sqlite3_stmt    *upsert, *del, *meta_set, *queue_set;
     int              wal_pages;
     /* the checkpoint thread: its own connection, woken under mu */
     sqlite3         *ckpt_db;
@@ -287,7 +311,7 @@ static struct batch *building(aw_store_t *s)
 /* Whether anything waits to be handed over. */
 static bool has_pending(const aw_store_t *s)
 {
-    return s->ndirty || s->nmeta || (s->building && s->building->n);
+    return s->ndirty || s->nmeta || s->nqsets || (s->building && s->building->n);
 }
 
 static void mark_dirty(aw_store_t *s, aw_task_t *t)
@@ -392,6 +416,22 @@ static void flush(aw_store_t *s)
         if (rec_own(x) < 0)
             b->n--;
     }
+    size_t qkeep = 0;
+    for (size_t i = 0; i < s->nqsets; i++) {
+        struct rec *x = batch_add(b);
+        if (x) {
+            x->op = REC_QUEUE;
+            x->r.id = s->qsets[i].name;
+            x->meta_value = s->qsets[i].paused;
+            if (rec_own(x) == 0) {
+                free(s->qsets[i].name);
+                continue;
+            }
+            b->n--;
+        }
+        s->qsets[qkeep++] = s->qsets[i];   /* out of memory: the next batch */
+    }
+    s->nqsets = qkeep;
     /* What stays in the dirty list is written later: a held task when its
      * first record's commit releases it (apply_committed re-arms), the
      * rest (out of memory) with the next change. */
@@ -455,6 +495,39 @@ static void apply_committed(aw_store_t *s, struct batch *b)
     }
 }
 
+/* Adds a queue switch to the next batch; a newer one for the same queue
+ * replaces it, unless !replace (a failed batch's, written again). */
+static int qset_add(aw_store_t *s, const char *name, bool paused, bool replace)
+{
+    for (size_t i = 0; i < s->nqsets; i++) {
+        if (strcmp(s->qsets[i].name, name) == 0) {
+            if (replace)
+                s->qsets[i].paused = paused;
+            return 0;
+        }
+    }
+    if (s->nqsets == s->qsets_cap) {
+        size_t cap = s->qsets_cap ? s->qsets_cap * 2 : 8;
+        struct qset *q = realloc(s->qsets, cap * sizeof *q);
+        if (!q)
+            return -ENOMEM;
+        s->qsets = q;
+        s->qsets_cap = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy)
+        return -ENOMEM;
+    s->qsets[s->nqsets++] = (struct qset){ copy, paused };
+    building(s);
+    arm_flush(s);
+    return 0;
+}
+
+int aw_store_queue_set(aw_store_t *s, const char *name, bool paused)
+{
+    return qset_add(s, name, paused, true);
+}
+
 /* A batch came back failed: drop what waited for it, and write its tasks
  * again from their current state at the retry. */
 static void undo_failed(aw_store_t *s, struct batch *b)
@@ -465,6 +538,10 @@ static void undo_failed(aw_store_t *s, struct batch *b)
         aw_task_t *t = x->task;
         if (x->op == REC_META) {
             aw_store_meta_set(s, x->r.id, x->meta_value);
+            continue;
+        }
+        if (x->op == REC_QUEUE) {
+            qset_add(s, x->r.id, x->meta_value != 0, false);
             continue;
         }
         if (!t) {
@@ -690,6 +767,10 @@ static int write_rec(aw_store_t *s, const struct rec *x)
     if (x->op == REC_DELETE) {
         st = s->del;
         sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+    } else if (x->op == REC_QUEUE) {
+        st = s->queue_set;
+        sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, x->meta_value);
     } else if (x->op == REC_META) {
         st = s->meta_set;
         sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
@@ -729,6 +810,9 @@ static int write_rec(aw_store_t *s, const struct rec *x)
             bind_text(st, 21, r->notify_last_error);
             bind_time(st, 22, r->notify_next_at);
         }
+        if (r->priority)
+            sqlite3_bind_int64(st, 23, r->priority);
+        bind_time(st, 24, r->not_before);
     }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -965,11 +1049,13 @@ static int prepare_schema(aw_store_t *s, char *err, size_t errlen)
     }
     if (version == AW_STORE_SCHEMA)
         return 0;
-    if (version == 1) {
-        char sql[sizeof migrate_to_2_sql + 128];
-        snprintf(sql, sizeof sql, "BEGIN;\n%sPRAGMA user_version = %d;\nCOMMIT;",
-                 migrate_to_2_sql, AW_STORE_SCHEMA);
-        return exec_sql(s, sql, "cannot add the webhook columns (schema 1 to 2)", err, errlen);
+    if (version == 1 || version == 2) {
+        /* In turn: 1 -> 2 -> 3, in one transaction. */
+        char sql[sizeof migrate_to_2_sql + sizeof migrate_to_3_sql + 128];
+        snprintf(sql, sizeof sql, "BEGIN;\n%s%sPRAGMA user_version = %d;\nCOMMIT;",
+                 version == 1 ? migrate_to_2_sql : "", migrate_to_3_sql, AW_STORE_SCHEMA);
+        return exec_sql(s, sql, version == 1 ? "cannot migrate schema 1 to 3"
+                                             : "cannot migrate schema 2 to 3", err, errlen);
     }
     char sql[sizeof schema_sql + 128];
     snprintf(sql, sizeof sql, "BEGIN;\n%sPRAGMA user_version = %d;\nCOMMIT;",
@@ -1003,7 +1089,10 @@ static int open_db(aw_store_t *s, char *err, size_t errlen)
                            SQLITE_PREPARE_PERSISTENT, &s->del, NULL) ||
         sqlite3_prepare_v3(s->db, "INSERT INTO meta (key, value) VALUES (?1, ?2) "
                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", -1,
-                           SQLITE_PREPARE_PERSISTENT, &s->meta_set, NULL))
+                           SQLITE_PREPARE_PERSISTENT, &s->meta_set, NULL) ||
+        sqlite3_prepare_v3(s->db, "INSERT INTO queues (name, paused) VALUES (?1, ?2) "
+                           "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused", -1,
+                           SQLITE_PREPARE_PERSISTENT, &s->queue_set, NULL))
         return sql_fail(s, "cannot prepare statements", err, errlen);
     sqlite3_wal_hook(s->db, wal_hook, s);
     return 0;
@@ -1014,6 +1103,10 @@ static void store_free(aw_store_t *s)
     sqlite3_finalize(s->upsert);
     sqlite3_finalize(s->del);
     sqlite3_finalize(s->meta_set);
+    sqlite3_finalize(s->queue_set);
+    for (size_t i = 0; i < s->nqsets; i++)
+        free(s->qsets[i].name);
+    free(s->qsets);
     if (s->db)
         sqlite3_close(s->db);
     if (s->lock_fd >= 0)
@@ -1188,7 +1281,7 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
                            " args, timeout_ms, started_at, finished_at, result, error_type,"
                            " error_message, stop_reason, process_group, boot_id,"
                            " notify_target, notify_state, notify_attempts, notify_last_status,"
-                           " notify_last_error, notify_next_at"
+                           " notify_last_error, notify_next_at, priority, not_before"
                            " FROM tasks ORDER BY id", -1, &st, NULL) != SQLITE_OK)
         return sql_fail(s, "cannot read the tasks", err, errlen);
     aw_engine_begin_restore(e);
@@ -1212,6 +1305,8 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
                 ? -1 : sqlite3_column_int(st, 19),
             .notify_last_error = col(st, 20),
             .notify_next_at = sqlite3_column_int64(st, 21),
+            .priority = sqlite3_column_int(st, 22),
+            .not_before = sqlite3_column_int64(st, 23),
         };
         if (!col(st, 3))
             r.state = -1;
@@ -1257,6 +1352,19 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
             return -1;
         }
     }
+    /* Queue pauses, before end_restore dispatches: a paused queue starts
+     * none of its restored tasks. A switch for a queue neither the
+     * configuration nor any task names any more is kept, unused. */
+    if (sqlite3_prepare_v2(s->db, "SELECT name, paused FROM queues", -1, &st, NULL)
+        != SQLITE_OK) {
+        sql_fail(s, "cannot read the queues", err, errlen);
+        aw_engine_end_restore(e);
+        return -1;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW)
+        if (col(st, 0))
+            aw_engine_pause_queue(e, col(st, 0), sqlite3_column_int(st, 1) != 0);
+    sqlite3_finalize(st);
     aw_engine_end_restore(e);
     loaded->ms = (now_us() - t0) / 1000;
     return 0;

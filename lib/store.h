@@ -55,6 +55,8 @@
  *         notify_target, notify_state, notify_attempts, notify_last_status,
  *         notify_last_error, notify_next_at) WITHOUT ROWID
  *   meta(key TEXT PRIMARY KEY, value)
+ *   queues(name TEXT PRIMARY KEY, paused)
+ * (schema 3 added tasks.priority and not_before, and the queues table)
  * Ids are time-ordered ULIDs, so new rows append to the B-tree (random
  * keys would make inserts about ten times slower). A database with a
  * newer user_version is refused: this awaitd cannot know its meaning; one
@@ -73,7 +75,7 @@
 
 #include "engine.h"
 
-#define AW_STORE_SCHEMA 2
+#define AW_STORE_SCHEMA 3
 #define AW_STORE_FILE   "state.db"
 
 struct event_base;
@@ -160,6 +162,11 @@ bool     aw_store_failing(const aw_store_t *s);
 int64_t  aw_store_meta_get(const aw_store_t *s, const char *key);
 int      aw_store_meta_set(aw_store_t *s, const char *key, int64_t value);
 void     aw_store_info(const aw_store_t *s, aw_store_info_t *out);
+/* A queue's pause switch (queues table), written with the next batch:
+ * an answer that reports it waits for aw_store_barrier's commit. Load
+ * applies the stored switches before the restored tasks may start.
+ * Returns 0 or -ENOMEM. */
+int      aw_store_queue_set(aw_store_t *s, const char *name, bool paused);
 
 /* Shutdown: hands over what is pending and waits until the writer has
  * committed it, then runs the commit callbacks. Blocks. */

@@ -116,6 +116,23 @@ int aw__task_set_notify(aw_task_t *t, const char *target)
     return 0;
 }
 
+int64_t aw_task_not_before(const aw_task_t *t)
+{
+    return t->extra ? t->extra->not_before : 0;
+}
+
+int aw__task_set_not_before(aw_task_t *t, int64_t wall_ms)
+{
+    if (!t->extra) {
+        if (!wall_ms)
+            return 0;
+        if (!(t->extra = calloc(1, sizeof *t->extra)))
+            return -ENOMEM;
+    }
+    t->extra->not_before = wall_ms;
+    return 0;
+}
+
 int aw__task_set_string(aw_task_t *t, enum aw_task_string which, const char *s)
 {
     char *copy = NULL;

@@ -86,6 +86,8 @@ typedef struct aw_task_extra {
     char *idempotency_key;              /* owned; NULL when none */
     char *error_message;                /* owned; NULL when no error */
     aw_task_notify_t *notify;           /* owned; NULL when none asked */
+    int64_t not_before;                 /* wall ms before which it does not
+                                           start ("delay", "start_at"); 0: none */
 } aw_task_extra_t;
 
 typedef struct aw_task aw_task_t;
@@ -101,7 +103,11 @@ struct aw_task {
     int64_t               timeout_at;   /* monotonic ms, while running */
     aw_task_t            *hash_next;    /* task_table chains */
     aw_task_t            *prev, *next;  /* task_table creation order */
-    aw_task_t            *queue_next;   /* queue's pending FIFO */
+    uint32_t              queue_slot;   /* 1-based place in its queue's
+                                           heap (queue.h); 0: not in it */
+    int8_t                priority;     /* -100..100; higher starts first.
+                                           Fills the padding beside
+                                           queue_slot: the task stays as big */
     struct aw_wait_link  *waiters;      /* waiters not yet fired */
     union {                             /* the kind's private state */
         int64_t i;
@@ -137,6 +143,10 @@ aw_task_notify_t *aw_task_notify(const aw_task_t *t);
 /* Gives t a notification for target (compact JSON, copied), in state
  * pending with no attempt. Returns 0 or -ENOMEM. */
 int aw__task_set_notify(aw_task_t *t, const char *target);
+/* The wall ms before which t does not start; 0: none. The setter
+ * returns 0 or -ENOMEM (0 clears without allocating). */
+int64_t aw_task_not_before(const aw_task_t *t);
+int aw__task_set_not_before(aw_task_t *t, int64_t wall_ms);
 /* Contract names of aw_notify_state_t; parse returns -1 when unknown. */
 const char *aw_notify_state_name(int s);
 int  aw_notify_state_parse(const char *s);

@@ -90,5 +90,7 @@ void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
     } else {
         aw_buf_add(b, "null", 4);
     }
+    aw_buf_printf(b, ",\"priority\":%d,\"not_before\":", t->priority);
+    add_time_or_null(b, aw_task_not_before(t));
     aw_buf_addc(b, '}');
 }

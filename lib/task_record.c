@@ -24,6 +24,8 @@ void aw_task_record_of(const aw_task_t *t, int64_t now_ms, aw_task_record_t *r)
         r->notify_last_status = n->last_status;
         r->notify_next_at = n->next_at;
     }
+    r->priority = t->priority;
+    r->not_before = aw_task_not_before(t);
     if (t->state == AW_RUNNING && t->kind->process_group)
         r->process_group = t->kind->process_group(t);
     if (t->cancel_asked && t->state == AW_PENDING) {

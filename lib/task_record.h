@@ -39,6 +39,8 @@ typedef struct aw_task_record {
     int         notify_attempts;
     int         notify_last_status; /* -1: none */
     int64_t     notify_next_at;
+    int         priority;           /* queues: -100..100 */
+    int64_t     not_before;         /* queues: wall ms; 0: none */
 } aw_task_record_t;
 
 /* Fills r from t as it is now, with the durability marks applied: a task

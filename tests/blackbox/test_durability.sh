@@ -757,8 +757,42 @@ case_the_schema_explains_itself() {
     for want in "time-ordered" "Unix time in ms" "events_next" "Idempotency-Key"; do
         grep -qF -- "$want" <<<"$schema" || fail "the schema has no comment with '$want': $(head -c 300 <<<"$schema" | tr '\n' '|')"
     done
-    assert_eq "$(sqlite3 "$MAIN_STATE/state.db" 'PRAGMA user_version')" 2 "user_version"
+    assert_eq "$(sqlite3 "$MAIN_STATE/state.db" 'PRAGMA user_version')" 3 "user_version"
     grep -qF -- "notify_target" <<<"$schema" || fail "the schema has no notify columns"
+    grep -qF -- "CREATE TABLE queues" <<<"$schema" || fail "the schema has no queues table"
+}
+
+# drop_schema_3 DB: takes a database back to schema 2 (no priority,
+# not_before, queues table).
+drop_schema_3() {
+    local col
+    for col in priority not_before; do
+        sqlite3 "$1" "ALTER TABLE tasks DROP COLUMN $col" || fail "sqlite3 cannot drop $col"
+    done
+    sqlite3 "$1" 'DROP TABLE queues; PRAGMA user_version = 2' || fail "sqlite3 cannot drop queues"
+}
+
+# A database of schema 2 (before priorities, delays and queue pauses)
+# is upgraded in place: its pending tasks come back with priority 0 and
+# no not_before, and a pause can be stored afterwards.
+case_a_schema_2_database_is_upgraded_in_place() {
+    local conf a
+    conf=$(storage_conf "$CASE_TMP/state" full)
+    start_daemon "$conf"
+    create '{"kind":"sleep","name":"old2","args":{"seconds":0,"result":"kept"}}'; a=$ID
+    await_state "$a" succeeded
+    stop_daemon
+    drop_schema_3 "$CASE_TMP/state/state.db"
+    start_daemon "$conf"
+    req GET /v1/tasks/$a
+    assert_status 200
+    assert_jq '[.name, .state, .result, .priority, .not_before]' '["old2","succeeded","kept",0,null]'
+    req POST /v1/queues/default/pause
+    assert_status 200
+    stop_daemon
+    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 3 "user_version"
+    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" "SELECT paused FROM queues WHERE name = 'default'")" 1 \
+        "the stored pause of default"
 }
 
 # A database written before webhooks (schema 1: no notify_ columns) is
@@ -770,6 +804,7 @@ case_a_schema_1_database_is_upgraded_in_place() {
     create '{"kind":"sleep","name":"old","args":{"seconds":0,"result":"kept"}}'; a=$ID
     await_state "$a" succeeded
     stop_daemon
+    drop_schema_3 "$CASE_TMP/state/state.db"
     for col in notify_target notify_state notify_attempts notify_last_status \
                notify_last_error notify_next_at; do
         sqlite3 "$CASE_TMP/state/state.db" "ALTER TABLE tasks DROP COLUMN $col" ||
@@ -781,8 +816,8 @@ case_a_schema_1_database_is_upgraded_in_place() {
     assert_status 200
     assert_jq '[.name, .state, .result, .notify]' '["old","succeeded","kept",null]'
     stop_daemon
-    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 2 "user_version"
-    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state FROM tasks' >/dev/null ||
+    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 3 "user_version"
+    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state, priority FROM tasks' >/dev/null ||
         fail "no notify_state column after the upgrade"
 }
 

@@ -44,13 +44,13 @@ case_info_reports_each_queue() {
     done
     req GET /v1/info
     assert_status 200
-    assert_jq .queues.pair '{"concurrency":2,"running":2,"pending":1}'
+    assert_jq .queues.pair '{"concurrency":2,"running":2,"pending":1,"paused":false}'
     assert_jq .queues.default.concurrency 0
     for i in "${ids[@]}"; do
         req POST "/v1/tasks/$i/cancel"
     done
     req GET /v1/info
-    assert_jq .queues.pair '{"concurrency":2,"running":0,"pending":0}'
+    assert_jq .queues.pair '{"concurrency":2,"running":0,"pending":0,"paused":false}'
 }
 
 case_default_queue_runs_all_at_once() {

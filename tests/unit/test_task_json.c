@@ -101,6 +101,7 @@ static json_t *render(struct fx *f, const aw_task_t *t)
     static const char *const fields[] = {
         "id", "kind", "name", "queue", "state", "done", "args", "timeout",
         "created_at", "started_at", "finished_at", "result", "error", "notify",
+        "priority", "not_before",
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (!json_object_get(f->obj, fields[i]))
@@ -146,6 +147,14 @@ static void pending_task_has_every_field(void **state)
     assert_null_field(o, "result");
     assert_null_field(o, "error");
     assert_null_field(o, "notify");
+    assert_int_equal(json_integer_value(json_object_get(o, "priority")), 0);
+    assert_null_field(o, "not_before");
+    /* The scheduling fields, as a create with them leaves them. */
+    t->priority = -7;
+    assert_int_equal(aw__task_set_not_before(t, T0_WALL + 1500), 0);
+    o = render(f, t);
+    assert_int_equal(json_integer_value(json_object_get(o, "priority")), -7);
+    assert_string_equal(str(o, "not_before"), "2023-11-14T22:13:21.623Z");
 }
 
 /* The delivery state, and the url without the headers: they may carry
