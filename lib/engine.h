@@ -225,7 +225,8 @@ void aw_task_unwatch_output(aw_task_t *t, aw_output_watch_t *w);
 /* Reads back a stored task (persistence at restart; the store calls it
  * for every row, in id order, between aw_engine_begin_restore and
  * aw_engine_end_restore):
- *   pending   queued again; it runs after end_restore, in order;
+ *   pending   queued again; it runs after end_restore, in its queue's
+ *             order (priority, then id), not before its not_before;
  *   running   nothing of its run survived: it ends failed "interrupted"
  *             (cancelled or timed_out when a cancel or its timeout was
  *             already stopping it), finished_at now;

@@ -3,8 +3,10 @@
  * persistence (see engine.h, aw_engine_restore).
  *
  * What a restart means for each state:
- *   pending   queued again, in id order, and started after end_restore
- *             when its queue has room;
+ *   pending   queued again (its queue's heap orders it by priority,
+ *             then id), and started after end_restore when its queue has
+ *             room and is not paused; one whose not_before is still to
+ *             come waits for it (wall-clock time: it keeps its start);
  *   running   it was running when the daemon stopped, and nothing of it
  *             survives (a sleep's timer, an exec job's process): it ends
  *             failed with error type "interrupted", as the contract says,

@@ -53,7 +53,7 @@
  *         args, timeout_ms, started_at, finished_at, result, error_type,
  *         error_message, stop_reason, process_group, boot_id,
  *         notify_target, notify_state, notify_attempts, notify_last_status,
- *         notify_last_error, notify_next_at) WITHOUT ROWID
+ *         notify_last_error, notify_next_at, priority, not_before) WITHOUT ROWID
  *   meta(key TEXT PRIMARY KEY, value)
  *   queues(name TEXT PRIMARY KEY, paused)
  * (schema 3 added tasks.priority and not_before, and the queues table)
