@@ -33,6 +33,7 @@
 #include "engine.h"
 #include "errors.h"
 #include "fake_clock.h"
+#include "queue.h"
 #include "store.h"
 #include "task_json.h"
 
@@ -979,6 +980,82 @@ static void meta_set_while_writes_fail_is_written_by_the_retry(void **state)
     assert_int_equal(aw_store_meta_get(f->s, "events_next"), 99);
 }
 
+/* A pause is a row of the queues table: restored before the tasks may
+ * start, so a paused queue starts none of them after a restart. */
+static void queue_pause_survives_a_restart_and_holds_restored_tasks(void **state)
+{
+    struct fx *f = *state;
+    start_store(f);
+    assert_int_equal(aw_engine_pause_queue(f->e, "one", true), 0);
+    assert_int_equal(aw_store_queue_set(f->s, "one", true), 0);
+    aw_task_t *a = sleep_task(f, 5, "one");
+    assert_int_equal(a->state, AW_PENDING);
+    char id[AW_TASK_ID_SIZE];
+    memcpy(id, a->id, sizeof id);
+    commit(f);
+    restart(f);
+    assert_true(aw_engine_queue(f->e, "one")->paused);
+    aw_task_t *t = aw_task_find(f->e, id);
+    assert_non_null(t);
+    assert_int_equal(t->state, AW_PENDING);
+    assert_int_equal(aw_engine_pause_queue(f->e, "one", false), 0);
+    assert_int_equal(aw_store_queue_set(f->s, "one", false), 0);
+    assert_int_equal(t->state, AW_RUNNING);
+    commit(f);
+    restart(f);
+    assert_false(aw_engine_queue(f->e, "one")->paused);
+}
+
+static void queue_pause_while_writes_fail_is_written_by_the_retry(void **state)
+{
+    struct fx *f = *state;
+    start_store(f);
+    aw_store_fail_writes(f->s, true);
+    assert_int_equal(aw_store_queue_set(f->s, "one", true), 0);
+    next_failure(f);
+    aw_store_fail_writes(f->s, false);
+    next_success(f);
+    restart(f);
+    assert_true(aw_engine_queue(f->e, "one")->paused);
+}
+
+/* Priorities and not_before come back, and the restored heap keeps the
+ * order (priority, then id) whatever order the rows are read in. */
+static void priority_and_not_before_survive_a_restart(void **state)
+{
+    struct fx *f = *state;
+    start_store(f);
+    assert_int_equal(aw_engine_pause_queue(f->e, "one", true), 0);
+    assert_int_equal(aw_store_queue_set(f->s, "one", true), 0);
+    int prio[] = { -3, 40, 0, 40 };
+    char ids[4][AW_TASK_ID_SIZE];
+    for (int i = 0; i < 4; i++) {
+        aw_task_spec_t spec = { .queue = "one", .timeout_ms = -1, .priority = prio[i] };
+        aw_task_t *t = create_spec(f, &spec, json_pack("{s:i}", "seconds", 1));
+        memcpy(ids[i], t->id, sizeof ids[i]);
+    }
+    int64_t nb = aw_clock_wall_ms() + 3600000;
+    aw_task_spec_t spec = { .timeout_ms = -1, .not_before = nb };
+    aw_task_t *d = create_spec(f, &spec, json_pack("{s:i}", "seconds", 1));
+    char did[AW_TASK_ID_SIZE];
+    memcpy(did, d->id, sizeof did);
+    commit(f);
+    restart(f);
+    d = aw_task_find(f->e, did);
+    assert_non_null(d);
+    assert_int_equal(d->state, AW_PENDING);
+    assert_int_equal(aw_task_not_before(d), nb);
+    assert_int_equal(aw_engine_queue(f->e, "default")->ndelayed, 1);
+    int want[] = { 1, 3, 2, 0 };
+    for (int i = 0; i < 4; i++) {
+        aw_task_t *t = aw_task_find(f->e, ids[want[i]]);
+        assert_non_null(t);
+        assert_int_equal(t->priority, prio[want[i]]);
+    }
+    aw_task_t *top = aw__queue_peek(aw_engine_queue(f->e, "one"));
+    assert_string_equal(top->id, ids[1]);
+}
+
 static void load_deletes_finished_tasks_past_retention(void **state)
 {
     struct fx *f = *state;
@@ -1077,6 +1154,9 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(open_creates_the_dir_and_a_database_of_this_schema),
+        T(queue_pause_survives_a_restart_and_holds_restored_tasks),
+        T(queue_pause_while_writes_fail_is_written_by_the_retry),
+        T(priority_and_not_before_survive_a_restart),
         T(a_second_open_of_the_same_dir_is_refused),
         T(bad_directories_and_databases_are_refused_in_one_line),
         T(a_database_that_is_not_awaitds_is_refused_in_one_line),
