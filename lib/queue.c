@@ -142,6 +142,20 @@ aw_task_t *aw__queue_pop(aw_queue_t *q)
     return t;
 }
 
+/* A drained million must not keep its 16 MB: halve the array when it is
+ * a quarter full (a quarter, not a half, so that a queue hovering at a
+ * boundary does not reallocate on every push and pop). */
+static void shrink(aw_queue_t *q)
+{
+    if (q->cap > 64 && q->npending + 1 < q->cap / 4) {
+        aw_queue_entry_t *p = realloc(q->heap, q->cap / 2 * sizeof *p);
+        if (p) {
+            q->heap = p;
+            q->cap /= 2;
+        }
+    }
+}
+
 void aw__queue_remove(aw_queue_t *q, aw_task_t *t)
 {
     uint64_t i = t->queue_slot;
@@ -149,6 +163,7 @@ void aw__queue_remove(aw_queue_t *q, aw_task_t *t)
         return;
     t->queue_slot = 0;
     aw_queue_entry_t last = q->heap[q->npending--];
+    shrink(q);
     if (i > q->npending)
         return;                         /* it was the last entry */
     aw_queue_entry_t old = q->heap[i];
