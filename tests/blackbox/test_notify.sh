@@ -30,7 +30,7 @@ start_receiver() {
     : >"$log"
     rm -f "$log.pid"
     python3 "$RECV" --pidfile "$log.pid" "$log" "$@" >"$fifo" 2>"$log.err" &
-    echo $! >>"$AW_TMP/daemons"
+    track_pid $!
     disown
     RECV_PORT=""
     # The receiver prints its port once it listens (after writing its pid);
@@ -38,7 +38,7 @@ start_receiver() {
     read -r -t 10 RECV_PORT <"$fifo"
     rm -f "$fifo"
     RECV_PID=$(cat "$log.pid" 2>/dev/null)
-    [ -n "$RECV_PID" ] && echo "$RECV_PID" >>"$AW_TMP/daemons"
+    [ -n "$RECV_PID" ] && track_pid "$RECV_PID"
     [ -n "$RECV_PORT" ]
 }
 
