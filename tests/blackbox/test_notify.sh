@@ -789,6 +789,43 @@ max_backoff_seconds = 0.5"
     stop_daemon
 }
 
+# Retention does not forget a task whose delivery is still being retried
+# (delivery is at least once), here or across a restart: the receiver
+# answers 503 until its gate file exists, well past the 1 s retention.
+case_retention_keeps_a_task_until_its_delivery_ends() {
+    need_recv
+    local conf gate t0
+    gate=gate-$(basename "$CASE_TMP")
+    conf="[tasks]
+retention_seconds = 1
+$([ -z "${AW_MEMORY:-}" ] && printf '[storage]\nstate_dir = %s/state' "$CASE_TMP")
+[notify]
+allow = 127.0.0.1:$RPORT
+max_attempts = 1000
+min_backoff_seconds = 0.2
+max_backoff_seconds = 0.3"
+    start_daemon "$conf"
+    create_notified "$R/gate/$gate"
+    await_notify "$ID" '.attempts >= 1'
+    # Retention would have forgotten it 1 s after finished_at.
+    t0=$(now)
+    while (( $(now) - t0 < 2500000 )); do
+        req GET "/v1/tasks/$ID"
+        assert_status 200
+        assert_jq .notify.state pending
+        sleep 0.5
+    done
+    if [ -z "${AW_MEMORY:-}" ]; then
+        stop_daemon
+        start_daemon "$conf"        # the restart finds it past retention
+        req GET "/v1/tasks/$ID"
+        assert_status 200
+    fi
+    touch "$AW_TMP/$gate"
+    await_notify "$ID" '.state == "delivered"'
+    stop_daemon
+}
+
 # A task that was running when awaitd was killed ends failed (interrupted)
 # at the restart: that end is delivered too.
 case_task_interrupted_by_a_crash_is_delivered() {
