@@ -14,7 +14,7 @@
 /* The index of the field named s[0..len) in aw_task_json_fields, or -1. */
 static int field_index(const char *s, size_t len)
 {
-    for (int i = 0; aw_task_json_fields[i] && i < 64; i++)
+    for (int i = 0; i < 64 && aw_task_json_fields[i]; i++)
         if (strlen(aw_task_json_fields[i]) == len &&
             memcmp(aw_task_json_fields[i], s, len) == 0)
             return i;
