@@ -674,6 +674,22 @@ aw_task_t *aw_task_next(const aw_task_t *t)
     return (aw_task_t *)t;
 }
 
+aw_task_t *aw_task_before(const aw_engine_t *e, const char *before)
+{
+    aw_task_t *t = aw__table_before(&e->table, before);
+    while (t && t->held)
+        t = t->prev;
+    return t;
+}
+
+aw_task_t *aw_task_prev(const aw_task_t *t)
+{
+    do
+        t = t->prev;
+    while (t && t->held);
+    return (aw_task_t *)t;
+}
+
 int aw_task_cancel(aw_engine_t *e, aw_task_t *t)
 {
     switch (t->state) {
