@@ -25,6 +25,7 @@
 #include "task_json.h"
 #include "ui.h"
 #include "task_list.h"
+#include "task_fields.h"
 #include "utf8.h"
 
 #define DEFAULT_WAIT_SECONDS 30.0
@@ -589,6 +590,7 @@ out:
 struct page {
     aw_buf_t *b;
     size_t    max;
+    aw_task_fields_t fields;            /* ?fields=; 0: whole objects */
 };
 
 static bool page_add(void *arg, const aw_task_t *t, size_t n)
@@ -597,7 +599,7 @@ static bool page_add(void *arg, const aw_task_t *t, size_t n)
     size_t mark = p->b->len;
     if (n)
         aw_buf_addc(p->b, ',');
-    aw_task_write_json(p->b, t);
+    aw_task_write_json_fields(p->b, t, p->fields);
     if (n && p->b->len > p->max) {
         p->b->len = mark;               /* not on this page: the next one's first */
         return false;
@@ -610,7 +612,24 @@ static void get_tasks(struct http_ctx *x)
     const char *state_s = http_query(x, "state"), *limit_s = http_query(x, "limit");
     const char *kind = http_query(x, "kind"), *queue = http_query(x, "queue");
     const char *after = http_query(x, "after");
-    aw_task_filter_t f = { .kind = kind, .queue = queue };
+    const char *order = http_query(x, "order"), *fields_s = http_query(x, "fields");
+    aw_task_filter_t f = { .kind = kind, .queue = queue, .name = http_query(x, "name") };
+    aw_task_fields_t fields = 0;
+    if (order && strcmp(order, "asc") != 0) {
+        if (strcmp(order, "desc") != 0) {
+            http_reply_error(x, AW_EINVAL, "order must be asc or desc");
+            return;
+        }
+        f.desc = true;
+    }
+    if (fields_s) {
+        char err[160];
+        int rc = aw_task_fields_parse(fields_s, &fields, err, sizeof err);
+        if (rc < 0) {
+            http_reply_error(x, rc, err);
+            return;
+        }
+    }
     if (state_s) {
         int state = aw_task_state_parse(state_s);
         f.states = strcmp(state_s, "active") == 0 ? AW_STATES_ACTIVE
@@ -639,7 +658,7 @@ static void get_tasks(struct http_ctx *x)
     aw_buf_t b;
     aw_buf_init(&b);
     aw_buf_adds(&b, "{\"tasks\":[");
-    struct page p = { &b, c->max_list_bytes };
+    struct page p = { &b, c->max_list_bytes, fields };
     char next[AW_TASK_ID_SIZE];
     aw_task_list(http_engine(x->srv), &f, after, (size_t)limit, c->max_list_scan,
                  page_add, &p, next);

@@ -36,6 +36,10 @@
 
 #include "clock.h"
 #include "engine_impl.h"
+
+/* How often retention looks again at a finished task whose notification
+ * is still being delivered. */
+#define RETENTION_RECHECK_MS 60000
 #include "json_text.h"
 #include "errors.h"
 
@@ -734,6 +738,22 @@ aw_task_t *aw_task_next(const aw_task_t *t)
     return (aw_task_t *)t;
 }
 
+aw_task_t *aw_task_before(const aw_engine_t *e, const char *before)
+{
+    aw_task_t *t = aw__table_before(&e->table, before);
+    while (t && t->held)
+        t = t->prev;
+    return t;
+}
+
+aw_task_t *aw_task_prev(const aw_task_t *t)
+{
+    do
+        t = t->prev;
+    while (t && t->held);
+    return (aw_task_t *)t;
+}
+
 int aw_task_cancel(aw_engine_t *e, aw_task_t *t)
 {
     switch (t->state) {
@@ -829,8 +849,13 @@ static void task_due(aw_engine_t *e, aw_task_t *t, int64_t now)
 {
     if (aw_task_done(t)) {
         /* A held task's retention starts at its release: the client that
-         * created it must still find it. */
-        if (!t->held)
+         * created it must still find it. A notification still being
+         * delivered keeps its task (delivery is at least once): it is
+         * looked at again a minute later. */
+        const aw_task_notify_t *n = aw_task_notify(t);
+        if (n && n->state == AW_NOTIFY_PENDING)
+            aw_heap_set(&e->heap, &t->deadline, now + RETENTION_RECHECK_MS);
+        else if (!t->held)
             aw_task_forget(e, t);
         return;
     }

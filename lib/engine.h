@@ -187,6 +187,10 @@ aw_task_t *aw_task_find_idempotent(const aw_engine_t *e, const char *key);
  * and the one after t. For paging GET /v1/tasks; they skip held tasks. */
 aw_task_t *aw_task_after(const aw_engine_t *e, const char *after);
 aw_task_t *aw_task_next(const aw_task_t *t);
+/* The same walk newest first: the last task before `before` in creation
+ * order (NULL: the very last), and the one before t; held tasks skipped. */
+aw_task_t *aw_task_before(const aw_engine_t *e, const char *before);
+aw_task_t *aw_task_prev(const aw_task_t *t);
 /* The bytes a task is counted for in held_bytes: its record, args,
  * result, name, key and error strings, and what its kind keeps for it
  * (an exec job's output buffers). Allocator overhead and the indexes are

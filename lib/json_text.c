@@ -169,3 +169,8 @@ int aw_json_member(const char *text, size_t len, const char *key,
     }
     return 0;
 }
+
+const char *aw_json_skip(const char *p, const char *end)
+{
+    return skip_value(p, end);
+}

@@ -32,4 +32,8 @@ void aw_json_write(aw_buf_t *b, const json_t *v);
 int  aw_json_member(const char *text, size_t len, const char *key,
                     const char **val, size_t *vlen);
 
+/* The end of the compact JSON value (or quoted string) that starts at p,
+ * at most end; NULL when the text ends first. */
+const char *aw_json_skip(const char *p, const char *end);
+
 #endif

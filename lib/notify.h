@@ -26,7 +26,7 @@
  * Deliveries have a libcurl loop of their own with its own cap
  * (max_transfers), and each attempt has a time limit, so a slow or dead
  * receiver never holds up a task or the http kind, nor other deliveries
- * beyond that cap. A task forgotten (DELETE, retention) before its
+ * beyond that cap. A task deleted before its
  * delivery ended takes the delivery with it.
  *
  * Threads: the loop thread only. Errors: 0 or a negative code

@@ -1310,7 +1310,8 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
         };
         if (!col(st, 3))
             r.state = -1;
-        if (aw_state_done(r.state) && r.finished_at < cutoff) {
+        if (aw_state_done(r.state) && r.finished_at < cutoff &&
+            !(r.notify_target && r.notify_state == AW_NOTIFY_PENDING)) {
             loaded->expired++;
             continue;
         }
@@ -1345,8 +1346,8 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
     /* Expired rows are deleted in one statement, here at start-up. */
     if (loaded->expired) {
         char sql[128];
-        snprintf(sql, sizeof sql, "DELETE FROM tasks WHERE finished_at < %lld",
-                 (long long)cutoff);
+        snprintf(sql, sizeof sql, "DELETE FROM tasks WHERE finished_at < %lld AND"
+                 " notify_state IS NOT 'pending'", (long long)cutoff);
         if (exec_sql(s, sql, "cannot delete expired tasks", err, errlen) < 0) {
             aw_engine_end_restore(e);
             return -1;

@@ -11,6 +11,13 @@
 #include "task_json.h"
 #include "utf8.h"
 
+const char *const aw_task_json_fields[] = {
+    "id", "kind", "name", "queue", "state", "done", "args", "timeout",
+    "created_at", "started_at", "finished_at", "result", "error", "notify",
+    "priority", "not_before",
+    NULL
+};
+
 static void add_time_or_null(aw_buf_t *b, int64_t wall_ms)
 {
     if (wall_ms)

@@ -16,4 +16,9 @@
 /* Appends the task object. Check aw_buf_failed() once at the end. */
 void aw_task_write_json(aw_buf_t *b, const aw_task_t *t);
 
+/* The names of the task object's top-level fields, in the order written,
+ * NULL-terminated: what GET /v1/tasks?fields= may name (task_fields.h).
+ * A field added to the writer is added here too (test_task_fields checks). */
+extern const char *const aw_task_json_fields[];
+
 #endif

@@ -10,7 +10,8 @@ static bool match(const aw_task_t *t, const aw_task_filter_t *f)
 {
     return (!f->states || (f->states & (1u << t->state))) &&
            (!f->kind || strcmp(t->kind->name, f->kind) == 0) &&
-           (!f->queue || strcmp(t->queue->name, f->queue) == 0);
+           (!f->queue || strcmp(t->queue->name, f->queue) == 0) &&
+           (!f->name || (aw_task_name(t) && strcmp(aw_task_name(t), f->name) == 0));
 }
 
 /* Whether any held task can match f, from the engine's counts alone. */
@@ -44,8 +45,9 @@ size_t aw_task_list(const aw_engine_t *e, const aw_task_filter_t *f, const char 
     size_t n = 0, scanned = 0;
     const aw_task_t *seen = NULL, *taken = NULL;    /* the last looked at, taken */
     const aw_task_t *resume = NULL;                 /* what next will name */
-    const aw_task_t *t = limit && can_match(e, f) ? aw_task_after(e, after) : NULL;
-    for (; t; t = aw_task_next(t)) {
+    const aw_task_t *t = !limit || !can_match(e, f) ? NULL
+                       : f->desc ? aw_task_before(e, after) : aw_task_after(e, after);
+    for (; t; t = f->desc ? aw_task_prev(t) : aw_task_next(t)) {
         if (max_scan && scanned++ == max_scan) {
             resume = seen;              /* the bound: go on after the last looked at */
             break;

@@ -17,6 +17,11 @@
  *     looked at, so the client goes on from there. A page therefore costs
  *     O(max_scan + what it writes), whatever the filter, and paging
  *     through every match still returns each matching task exactly once.
+ * Newest first (desc) is the same walk backwards over the same list: the
+ * task table links creation order both ways, so a desc page costs what
+ * an asc page costs, and `after` then means "older than".
+ * A name filter has no count (names are free text): it is answered by
+ * the bounded walk.
  * Why not one ordered index per state, kind and queue: a state list in
  * creation order needs an ordered insert at every state change (tasks
  * finish out of creation order), i.e. a balanced tree and 32 bytes per
@@ -35,6 +40,8 @@ typedef struct aw_task_filter {
     unsigned    states;         /* bit (1u << state) per state wanted; 0: any */
     const char *kind;           /* NULL: any */
     const char *queue;          /* NULL: any */
+    const char *name;           /* exact name; NULL: any (unnamed tasks too) */
+    bool        desc;           /* newest first; `after` then means older than */
 } aw_task_filter_t;
 
 #define AW_STATES_ACTIVE ((1u << AW_PENDING) | (1u << AW_RUNNING))
@@ -47,7 +54,8 @@ typedef struct aw_task_filter {
 typedef bool (*aw_list_cb)(void *arg, const aw_task_t *t, size_t n);
 
 /* Calls cb for the tasks that match f after the id `after` (NULL: from
- * the first), in creation order, until limit are taken, cb says the page
+ * the first), in creation order (with f->desc: before `after`, from the
+ * last, newest first), until limit are taken, cb says the page
  * is full, or max_scan tasks were looked at. Held tasks (creates not yet
  * committed) are never listed. Returns how many were taken; next gets
  * the id to pass as `after` for the following page, or "" when no

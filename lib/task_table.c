@@ -211,3 +211,25 @@ aw_task_t *aw__table_after(const aw_task_table_t *tb, const char *after)
         p = p->prev;
     return p ? p->next : tb->first;
 }
+
+aw_task_t *aw__table_before(const aw_task_table_t *tb, const char *before)
+{
+    if (!before)
+        return tb->last;
+    aw_task_t *t = aw__table_find(tb, before);
+    if (t)
+        return t->prev;
+    /* The id is gone (a task deleted or forgotten between two pages):
+     * find its place by comparison. A newest-first walk moves from the
+     * end towards the start, so its cursor may be anywhere: walk from
+     * both ends at once and stop at whichever finds the place first. */
+    aw_task_t *back = tb->last, *front = tb->first;
+    for (;;) {
+        if (!back || strcmp(back->id, before) < 0)
+            return back;                /* the last one before it */
+        if (!front || strcmp(front->id, before) >= 0)
+            return front ? front->prev : tb->last;
+        back = back->prev;
+        front = front->next;
+    }
+}

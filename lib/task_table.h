@@ -40,5 +40,9 @@ aw_task_t *aw__table_find(const aw_task_table_t *tb, const char *id);
 aw_task_t *aw__table_find_key(const aw_task_table_t *tb, const char *key);
 /* The first task whose id sorts after `after` (NULL: the first task). */
 aw_task_t *aw__table_after(const aw_task_table_t *tb, const char *after);
+/* The last task whose id sorts before `before` (NULL: the last task), for
+ * newest-first pages. O(1) for an id in the table; for one that is gone,
+ * O(the distance to the nearer end of the list). */
+aw_task_t *aw__table_before(const aw_task_table_t *tb, const char *before);
 
 #endif

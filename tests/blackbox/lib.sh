@@ -22,11 +22,30 @@ MAIN_STARTED=""
 CASE_TMP=$AW_TMP
 TOKEN=""
 
-# Kills with SIGKILL every daemon a case left running, then removes the files.
+# pid_start PID: the process's start time (field 22 of /proc/PID/stat,
+# read after the command name, which may hold spaces); empty when gone.
+pid_start() {
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'
+}
+
+# track_pid PID: the cleanup kills PID if it still runs. Its start time
+# is kept with it: pids wrap within minutes on a busy machine, and a
+# number alone could name another suite's process by then.
+track_pid() {
+    local start
+    start=$(pid_start "$1")
+    [ -n "$start" ] && echo "$1 $start" >>"$AW_TMP/daemons"
+    return 0
+}
+
+# Kills with SIGKILL every process a case left running (only the ones
+# track_pid recorded, and only while they are still those), then removes
+# the files.
 aw_cleanup() {
-    local pid
-    while read -r pid; do
-        kill -KILL "$pid" 2>/dev/null
+    local pid start now
+    while read -r pid start; do
+        now=$(pid_start "$pid")
+        [ -n "$now" ] && [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null
     done <"$AW_TMP/daemons"
     rm -rf "$AW_TMP"
 }
@@ -121,7 +140,7 @@ start_daemon_try() {
         sleep 0.05
     done
     if [ -s "$d/pid" ]; then
-        cat "$d/pid" >>"$AW_TMP/daemons"
+        track_pid "$(cat "$d/pid")"
     fi
     if [ -z "$port" ]; then
         AW_ERR="daemon did not say 'listening on 127.0.0.1:PORT' within 10 s"

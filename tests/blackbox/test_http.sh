@@ -23,7 +23,7 @@ start_target() {
     TARGET_PORT=""
     mkfifo "$fifo"
     "$HELPERS/http_target" "$1" >"$fifo" 2>"$1.err" &
-    echo $! >>"$AW_TMP/daemons"
+    track_pid $!
     disown
     # The helper prints its port once it listens; read blocks until then.
     read -r -t 10 TARGET_PORT <"$fifo"
@@ -69,7 +69,7 @@ else
     mkfifo "$TLS/port"
     python3 "$(dirname "$0")/helpers/https_target.py" "$TLS/server.pem" "$TLS/server.key" \
         >"$TLS/port" 2>"$TLS/server.err" &
-    echo $! >>"$AW_TMP/daemons"
+    track_pid $!
     disown
     read -r -t 10 HPORT <"$TLS/port"
     [ -n "$HPORT" ] || TLS_ERR="https_target.py did not say its port: $(tail -c 300 "$TLS/server.err")"

@@ -30,7 +30,7 @@ start_receiver() {
     : >"$log"
     rm -f "$log.pid"
     python3 "$RECV" --pidfile "$log.pid" "$log" "$@" >"$fifo" 2>"$log.err" &
-    echo $! >>"$AW_TMP/daemons"
+    track_pid $!
     disown
     RECV_PORT=""
     # The receiver prints its port once it listens (after writing its pid);
@@ -38,7 +38,7 @@ start_receiver() {
     read -r -t 10 RECV_PORT <"$fifo"
     rm -f "$fifo"
     RECV_PID=$(cat "$log.pid" 2>/dev/null)
-    [ -n "$RECV_PID" ] && echo "$RECV_PID" >>"$AW_TMP/daemons"
+    [ -n "$RECV_PID" ] && track_pid "$RECV_PID"
     [ -n "$RECV_PORT" ]
 }
 
@@ -786,6 +786,43 @@ max_backoff_seconds = 0.5"
     assert_line 1 .verified true
     # The user's headers are stored with the delivery, not only in memory.
     assert_line 1 '.headers["x-trace"]' kept-in-the-store
+    stop_daemon
+}
+
+# Retention does not forget a task whose delivery is still being retried
+# (delivery is at least once), here or across a restart: the receiver
+# answers 503 until its gate file exists, well past the 1 s retention.
+case_retention_keeps_a_task_until_its_delivery_ends() {
+    need_recv
+    local conf gate t0
+    gate=gate-$(basename "$CASE_TMP")
+    conf="[tasks]
+retention_seconds = 1
+$([ -z "${AW_MEMORY:-}" ] && printf '[storage]\nstate_dir = %s/state' "$CASE_TMP")
+[notify]
+allow = 127.0.0.1:$RPORT
+max_attempts = 1000
+min_backoff_seconds = 0.2
+max_backoff_seconds = 0.3"
+    start_daemon "$conf"
+    create_notified "$R/gate/$gate"
+    await_notify "$ID" '.attempts >= 1'
+    # Retention would have forgotten it 1 s after finished_at.
+    t0=$(now)
+    while (( $(now) - t0 < 2500000 )); do
+        req GET "/v1/tasks/$ID"
+        assert_status 200
+        assert_jq .notify.state pending
+        sleep 0.5
+    done
+    if [ -z "${AW_MEMORY:-}" ]; then
+        stop_daemon
+        start_daemon "$conf"        # the restart finds it past retention
+        req GET "/v1/tasks/$ID"
+        assert_status 200
+    fi
+    touch "$AW_TMP/$gate"
+    await_notify "$ID" '.state == "delivered"'
     stop_daemon
 }
 

@@ -43,7 +43,7 @@ starts_listening() {
     LOG=$CASE_TMP/up.log
     "$AWAITD" --config "$conf" "$@" >/dev/null 2>"$LOG" </dev/null &
     pid=$!
-    echo "$pid" >>"$AW_TMP/daemons"
+    track_pid "$pid"
     for ((i = 0; i < 200; i++)); do
         grep -Eq "$regex" "$LOG" && grep -q 'msg="awaitd .* ready"' "$LOG" && break
         kill -0 "$pid" 2>/dev/null || break
@@ -103,7 +103,7 @@ starts_listening_activated() {
     LOG=$CASE_TMP/up.log
     "$HELPERS/sockpass" 127.0.0.1 "$AWAITD" --config "$conf" >/dev/null 2>"$LOG" </dev/null &
     pid=$!
-    echo "$pid" >>"$AW_TMP/daemons"
+    track_pid "$pid"
     for ((i = 0; i < 200; i++)); do
         grep -Eq "$regex" "$LOG" && grep -q 'msg="awaitd .* ready"' "$LOG" && break
         kill -0 "$pid" 2>/dev/null || break
@@ -132,7 +132,7 @@ case_a_reload_that_would_expose_exec_is_refused() {
     printf '[kinds]\nsleep = true\n' >"$conf"
     "$AWAITD" --config "$conf" --listen 0.0.0.0:0 >/dev/null 2>"$CASE_TMP/reload.log" </dev/null &
     pid=$!
-    echo "$pid" >>"$AW_TMP/daemons"
+    track_pid "$pid"
     for ((i = 0; i < 200; i++)); do
         port=$(sed -n 's/.*listening on 0\.0\.0\.0:\([0-9]*\).*/\1/p' "$CASE_TMP/reload.log")
         [ -n "$port" ] && grep -q 'ready"' "$CASE_TMP/reload.log" && break

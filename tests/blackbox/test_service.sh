@@ -323,7 +323,7 @@ case_sd_notify_ready_status_watchdog_reloading_stopping() {
     local sock=$CASE_TMP/notify.sock out=$CASE_TMP/notify.out rpid
     "$HELPERS/notify_recv" "$sock" >"$out" 2>&1 &
     rpid=$!
-    echo "$rpid" >>"$AW_TMP/daemons"
+    track_pid "$rpid"
     await_line "$out" '^bound$' "notify_recv's output"
     NOTIFY_SOCKET=$sock WATCHDOG_USEC=200000 start_daemon ''
     await_line "$out" '^READY=1 STATUS=0 running, 0 pending, 0 waiting requests, [0-9]+ connections$' \
@@ -348,7 +348,7 @@ case_journal_stream_gives_priority_prefixed_lines() {
     JOURNAL_STREAM=$(stat -c '%d:%i' "$log") \
         "$AWAITD" --config "$d/awaitd.conf" --listen 127.0.0.1:0 2>>"$log" </dev/null &
     pid=$!
-    echo "$pid" >>"$AW_TMP/daemons"
+    track_pid "$pid"
     await_line "$log" '^<6>listening on 127\.0\.0\.1:[0-9]+$' "the daemon's stderr"
     port=$(sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
     # A warning gets priority 4: a reload of a file with a mistake.

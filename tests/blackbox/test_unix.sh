@@ -50,7 +50,7 @@ start_unix_daemon_try() {
         [ -s "$d/pid" ] && break
         sleep 0.05
     done
-    [ -s "$d/pid" ] && cat "$d/pid" >>"$AW_TMP/daemons"
+    [ -s "$d/pid" ] && track_pid "$(cat "$d/pid")"
     DDIR=$d
     DLOG=$d/log
     DPID=$(cat "$d/pid" 2>/dev/null)

@@ -1,6 +1,7 @@
 /*
  * test_task_table.c — the task table (lib/task_table.c): lookup by id,
- * creation order and paging with aw__table_after, growth, the
+ * creation order and paging with aw__table_after (and newest first with
+ * aw__table_before), growth, the
  * Idempotency-Key index, and the table's reference on each task.
  */
 #include <setjmp.h>
@@ -204,6 +205,47 @@ static void after_an_id_below_every_task_is_the_first(void **state)
     assert_null(aw__table_after(&f->tb, "t_ZZZZZZZZZZZZZZZZZZZZZZZZZZ"));
 }
 
+static void before_walks_newest_first(void **state)
+{
+    struct fx *f = *state;
+    assert_null(aw__table_before(&f->tb, NULL));
+    aw_task_t *a = add(f, NULL), *b = add(f, NULL), *c = add(f, NULL);
+    assert_ptr_equal(aw__table_before(&f->tb, NULL), c);
+    assert_ptr_equal(aw__table_before(&f->tb, c->id), b);
+    assert_ptr_equal(aw__table_before(&f->tb, b->id), a);
+    assert_null(aw__table_before(&f->tb, a->id));
+    assert_null(aw__table_before(&f->tb, "t_0000000000000000000000000"));
+    assert_ptr_equal(aw__table_before(&f->tb, "t_ZZZZZZZZZZZZZZZZZZZZZZZZZZ"), c);
+}
+
+/* A deleted cursor anywhere in the list, near either end or in the
+ * middle, lands on the next older task (the walk goes from both ends). */
+static void before_a_deleted_id_is_the_next_smaller_task(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 9 };
+    aw_task_t *t[N];
+    for (int i = 0; i < N; i++)
+        t[i] = add(f, NULL);
+    char gone[N][AW_TASK_ID_SIZE];
+    for (int i = 1; i < N; i += 2) {    /* remove every odd one */
+        memcpy(gone[i], t[i]->id, AW_TASK_ID_SIZE);
+        aw__table_remove(&f->tb, t[i]);
+    }
+    for (int i = 1; i < N; i += 2) {
+        assert_ptr_equal(aw__table_before(&f->tb, gone[i]), t[i - 1]);
+        assert_ptr_equal(aw__table_after(&f->tb, gone[i]), t[i + 1]);
+    }
+    /* The first and last gone too: nothing before, the new last after. */
+    memcpy(gone[0], t[0]->id, AW_TASK_ID_SIZE);
+    aw__table_remove(&f->tb, t[0]);
+    assert_null(aw__table_before(&f->tb, gone[0]));
+    assert_null(aw__table_before(&f->tb, gone[1]));
+    memcpy(gone[N - 1], t[N - 1]->id, AW_TASK_ID_SIZE);
+    aw__table_remove(&f->tb, t[N - 1]);
+    assert_ptr_equal(aw__table_before(&f->tb, gone[N - 1]), t[N - 3]);
+}
+
 static void ten_thousand_tasks_grow_the_table_and_stay_found(void **state)
 {
     struct fx *f = *state;
@@ -287,6 +329,8 @@ int main(void)
         T(after_an_existing_id_is_the_next_task),
         T(after_a_deleted_id_is_the_next_greater_task),
         T(after_an_id_below_every_task_is_the_first),
+        T(before_walks_newest_first),
+        T(before_a_deleted_id_is_the_next_smaller_task),
         T(ten_thousand_tasks_grow_the_table_and_stay_found),
         T(idempotency_key_finds_its_task),
         T(idempotency_key_goes_with_its_task),
