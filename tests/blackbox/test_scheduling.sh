@@ -57,6 +57,14 @@ case_priority_defaults_to_0_and_not_before_to_null() {
     assert_jq '[.priority, .not_before]' '[0,null]'
 }
 
+case_fields_selects_priority_and_not_before() {
+    create '{"kind":"sleep","args":{"seconds":0},"priority":-9,"start_at":"2020-01-01T00:00:00.5Z","name":"sel"}'
+    req GET "/v1/tasks?name=sel&fields=priority,not_before"
+    assert_status 200
+    assert_jq '.tasks[0] | keys' '["id","not_before","priority"]'
+    assert_jq '.tasks[0] | [.priority, .not_before]' '[-9,"2020-01-01T00:00:00.500Z"]'
+}
+
 case_delay_starts_the_task_within_50_ms_of_its_time() {
     local late
     create '{"kind":"sleep","args":{"seconds":0,"result":"late"},"delay":1.2}'
