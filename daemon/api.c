@@ -491,6 +491,7 @@ static void post_tasks(struct http_ctx *x)
     }
     spec.args = json_is_object(args) ? args : NULL;
     spec.notify = json_object_get(root, "notify");
+    spec.retry = json_object_get(root, "retry");
     if (optional_string(x, root, "name", &spec.name) < 0 ||
         optional_string(x, root, "queue", &spec.queue) < 0)
         goto out;
@@ -668,6 +669,7 @@ struct follow {
     struct http_stream *stream;
     int                 which;
     size_t              sent;
+    uint32_t            attempt;        /* whose output `sent` counts */
 };
 
 static long follow_read(void *ctx, char *buf, size_t max)
@@ -677,6 +679,10 @@ static long follow_read(void *ctx, char *buf, size_t max)
     size_t len;
     if (aw_task_output(f->task, f->which, &data, &len) < 0)
         return -1;
+    if (f->attempt != aw_task_attempt(f->task)) {
+        f->attempt = aw_task_attempt(f->task);  /* a retry: its output starts over */
+        f->sent = 0;
+    }
     if (f->sent < len) {
         size_t n = len - f->sent < max ? len - f->sent : max;
         memcpy(buf, data + f->sent, n);
@@ -733,6 +739,7 @@ static void get_output(struct http_ctx *x, const char *id)
         }
         f->task = t;
         f->which = which;
+        f->attempt = aw_task_attempt(t);
         /* NULL (HEAD, or no memory): f is freed already. */
         struct http_stream *st = http_reply_stream(x, "text/plain", follow_read,
                                                    follow_free, f);

@@ -54,6 +54,8 @@ typedef struct aw_task_spec {
                                    commit (see aw_task_release) */
     json_t     *notify;         /* a completion notification (webhook) to
                                    send; NULL or JSON null: none */
+    json_t     *retry;          /* a retry policy (retry.h); NULL or JSON
+                                   null: one attempt */
 } aw_task_spec_t;
 
 typedef struct aw_kind_stats {
@@ -70,6 +72,7 @@ typedef struct aw_engine_stats {
     uint64_t        held_bytes;         /* every held task's aw_task_bytes */
     size_t          nkinds;
     aw_kind_stats_t kinds[AW_MAX_KINDS];
+    uint64_t        retries;            /* attempts sent back to pending */
 } aw_engine_stats_t;
 
 /* Returns NULL on allocation failure. The "default" queue exists from the

@@ -71,6 +71,9 @@ int  aw__engine_admit(aw_engine_t *e, aw_task_t *t);
  * it now) as failed with this type and message. */
 void aw__task_fail_unstarted(aw_engine_t *e, aw_task_t *t, aw_error_type_t type,
                              const char *message);
+/* A pending task joins its queue at `when` (monotonic ms; at once when
+ * not later than now), shown and stored as wall_at (engine.c). */
+void aw__task_requeue_at(aw_engine_t *e, aw_task_t *t, int64_t when, int64_t wall_at);
 /* waiter.c: a task the waiters hang on has finished. */
 void aw__waiters_task_done(aw_engine_t *e, aw_task_t *t);
 /* waiter.c: a waiter's deadline has come. */
