@@ -757,8 +757,9 @@ case_the_schema_explains_itself() {
     for want in "time-ordered" "Unix time in ms" "events_next" "Idempotency-Key"; do
         grep -qF -- "$want" <<<"$schema" || fail "the schema has no comment with '$want': $(head -c 300 <<<"$schema" | tr '\n' '|')"
     done
-    assert_eq "$(sqlite3 "$MAIN_STATE/state.db" 'PRAGMA user_version')" 2 "user_version"
+    assert_eq "$(sqlite3 "$MAIN_STATE/state.db" 'PRAGMA user_version')" 3 "user_version"
     grep -qF -- "notify_target" <<<"$schema" || fail "the schema has no notify columns"
+    grep -qF -- "retry_at" <<<"$schema" || fail "the schema has no retry columns"
 }
 
 # A database written before webhooks (schema 1: no notify_ columns) is
@@ -771,7 +772,8 @@ case_a_schema_1_database_is_upgraded_in_place() {
     await_state "$a" succeeded
     stop_daemon
     for col in notify_target notify_state notify_attempts notify_last_status \
-               notify_last_error notify_next_at; do
+               notify_last_error notify_next_at retry attempt last_error_type \
+               last_error_message retry_at; do
         sqlite3 "$CASE_TMP/state/state.db" "ALTER TABLE tasks DROP COLUMN $col" ||
             fail "sqlite3 cannot drop $col"
     done
@@ -781,9 +783,33 @@ case_a_schema_1_database_is_upgraded_in_place() {
     assert_status 200
     assert_jq '[.name, .state, .result, .notify]' '["old","succeeded","kept",null]'
     stop_daemon
-    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 2 "user_version"
-    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state FROM tasks' >/dev/null ||
-        fail "no notify_state column after the upgrade"
+    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 3 "user_version"
+    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state, retry_at FROM tasks' >/dev/null ||
+        fail "no notify_state or retry_at column after the upgrade"
+}
+
+# A database written before retries (schema 2) gains their columns in
+# place: its tasks come back with one attempt, and new ones can retry.
+case_a_schema_2_database_is_upgraded_in_place() {
+    local conf a col
+    conf=$(storage_conf "$CASE_TMP/state" full)
+    start_daemon "$conf"
+    create '{"kind":"sleep","name":"old","args":{"seconds":0,"result":"kept"}}'; a=$ID
+    await_state "$a" succeeded
+    stop_daemon
+    for col in retry attempt last_error_type last_error_message retry_at; do
+        sqlite3 "$CASE_TMP/state/state.db" "ALTER TABLE tasks DROP COLUMN $col" ||
+            fail "sqlite3 cannot drop $col"
+    done
+    sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version = 2'
+    start_daemon "$conf"
+    req GET /v1/tasks/$a
+    assert_status 200
+    assert_jq '[.name, .state, .result, .attempt, .last_error]' '["old","succeeded","kept",1,null]'
+    create '{"kind":"sleep","args":{"seconds":0,"fail":"x"},"retry":{"attempts":2,"backoff":0}}'
+    assert_jq '[.state, .attempt, .last_error.message]' '["failed",2,"x"]'
+    stop_daemon
+    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 3 "user_version"
 }
 
 case_sync_normal_keeps_tasks_across_sigterm_and_kill_9() {
