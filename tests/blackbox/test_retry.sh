@@ -14,6 +14,9 @@
 # The machine (and CI) run as root, hence allow_root.
 EXEC_CONF='[kinds]
 exec = true
+http = true
+[http]
+allow = 127.0.0.1:1
 [exec]
 allow = /bin/* /usr/bin/*
 allow_root = true
@@ -112,6 +115,16 @@ EOF
     assert_eq "$(cat "$CASE_TMP/count")" 3 "runs of the program"
     req GET "/v1/tasks/$ID/output"
     assert_eq "$BODY" "try 3" "the output"
+}
+
+# The http kind has no reset of its own: each attempt prepares its
+# transfer again. Nothing listens on port 1: each attempt is refused.
+case_an_http_transport_failure_is_retried() {
+    create '{"kind":"http","args":{"url":"http://127.0.0.1:1/"},"retry":{"attempts":3,"backoff":0.05}}'
+    req GET "/v1/tasks/$ID/wait?timeout=20"
+    assert_status 200
+    assert_jq '[.state, .attempt, .error.type, .last_error.type]' \
+        '["failed",3,"http_error","http_error"]'
 }
 
 case_a_cancel_is_never_retried_running_or_during_the_backoff() {
