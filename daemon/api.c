@@ -672,6 +672,15 @@ struct follow {
     uint32_t            attempt;        /* whose output `sent` counts */
 };
 
+/* Whose output a task keeps now: a retry's next attempt starts over at
+ * its start, so while the task waits for it (pending again) the output is
+ * still the attempt before's. */
+static uint32_t output_attempt(const aw_task_t *t)
+{
+    uint32_t a = aw_task_attempt(t);
+    return t->state == AW_PENDING && a > 1 ? a - 1 : a;
+}
+
 static long follow_read(void *ctx, char *buf, size_t max)
 {
     struct follow *f = ctx;
@@ -679,8 +688,8 @@ static long follow_read(void *ctx, char *buf, size_t max)
     size_t len;
     if (aw_task_output(f->task, f->which, &data, &len) < 0)
         return -1;
-    if (f->attempt != aw_task_attempt(f->task)) {
-        f->attempt = aw_task_attempt(f->task);  /* a retry: its output starts over */
+    if (f->attempt != output_attempt(f->task)) {
+        f->attempt = output_attempt(f->task);   /* a retry: its output starts over */
         f->sent = 0;
     }
     if (f->sent < len) {
@@ -739,7 +748,7 @@ static void get_output(struct http_ctx *x, const char *id)
         }
         f->task = t;
         f->which = which;
-        f->attempt = aw_task_attempt(t);
+        f->attempt = output_attempt(t);
         /* NULL (HEAD, or no memory): f is freed already. */
         struct http_stream *st = http_reply_stream(x, "text/plain", follow_read,
                                                    follow_free, f);

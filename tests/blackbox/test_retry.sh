@@ -2,7 +2,9 @@
 # Retries ("retry" at create): a failing sleep tried three times with a
 # growing backoff between its starts (seen on its event stream), a waiter
 # that is answered only at the final end, an exec job that fails twice and
-# succeeds on its third attempt with only that attempt's output, a cancel
+# succeeds on its third attempt with only that attempt's output (and an
+# output follow that streams every attempt in turn), an http transport
+# failure retried, a cancel
 # that is never retried (while running or during the backoff), the
 # refusals of bad policies, /metrics, and retries across restarts: kill -9
 # during the backoff keeps its wall-clock time, and a task that was running
@@ -115,6 +117,25 @@ EOF
     assert_eq "$(cat "$CASE_TMP/count")" 3 "runs of the program"
     req GET "/v1/tasks/$ID/output"
     assert_eq "$BODY" "try 3" "the output"
+}
+
+# A follower of the output streams each attempt's output in turn: the
+# stream ends with the final attempt, not with the first failure.
+case_output_follow_goes_on_across_attempts() {
+    cat >"$CASE_TMP/flaky.sh" <<'EOF'
+n=$(cat "$1" 2>/dev/null || echo 0)
+n=$((n + 1))
+echo "$n" >"$1"
+echo "try $n"
+[ "$n" -ge 3 ] || exit 1
+EOF
+    create "$(jq -nc --arg s "$CASE_TMP/flaky.sh" --arg c "$CASE_TMP/count" \
+        '{kind: "exec", args: {argv: ["/bin/sh", $s, $c]}, retry: {attempts: 3, backoff: 0.5}}')"
+    req --max-time 20 GET "/v1/tasks/$ID/output?follow=true"
+    assert_status 200
+    assert_eq "$(printf '%s' "$BODY" | tr '\n' ' ')" "try 1 try 2 try 3" "the followed output"
+    req GET "/v1/tasks/$ID"
+    assert_jq '[.state, .attempt]' '["succeeded",3]'
 }
 
 # The http kind has no reset of its own: each attempt prepares its
