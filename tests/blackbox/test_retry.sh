@@ -56,7 +56,7 @@ case_a_failing_sleep_is_tried_three_times_with_its_backoff() {
     req GET /metrics
     fin0=$(metric awaitd_tasks_finished_total kind=sleep state=failed)
     ret0=$(metric awaitd_task_retries_total)
-    create '{"kind":"sleep","args":{"seconds":0.5,"fail":"boom"},
+    create '{"kind":"sleep","args":{"seconds":1,"fail":"boom"},
              "retry":{"attempts":3,"backoff":0.5,"factor":2}}'
     id=$ID
     assert_jq '[.state, .attempt, .last_error, .done]' '["running",1,null,false]'
@@ -82,14 +82,14 @@ case_a_failing_sleep_is_tried_three_times_with_its_backoff() {
     req GET "/v1/tasks/$id"
     assert_jq '[.state, .attempt, .error.type, .error.message, .last_error.type, .last_error.message]' \
         '["failed",3,"task_error","boom","task_error","boom"]'
-    # The starts: 0.5 s of sleep, then 0.5 s, then 1 s of backoff.
+    # The starts: 1 s of sleep, then 0.5 s, then 1 s of backoff.
     starts=("$s0" $(jq -r 'select(.state == "running" and .attempt > 1) | .started_at' \
         "$CASE_TMP/events"))
     [ ${#starts[@]} = 3 ] || fail "expected 3 starts, got ${starts[*]}"
     gap1=$(( $(ms_of "${starts[1]}") - $(ms_of "${starts[0]}") ))
     gap2=$(( $(ms_of "${starts[2]}") - $(ms_of "${starts[1]}") ))
-    assert_between "$gap1" 980 3000 "ms from start 1 to start 2 (0.5 s sleep + 0.5 s backoff)"
-    assert_between "$gap2" 1480 4000 "ms from start 2 to start 3 (0.5 s sleep + 1 s backoff)"
+    assert_between "$gap1" 1480 3500 "ms from start 1 to start 2 (1 s sleep + 0.5 s backoff)"
+    assert_between "$gap2" 1980 4500 "ms from start 2 to start 3 (1 s sleep + 1 s backoff)"
     assert_between $((gap2 - gap1)) 300 2000 "ms the second backoff is longer by (0.5 s)"
     req GET /metrics
     fin1=$(metric awaitd_tasks_finished_total kind=sleep state=failed)
@@ -203,7 +203,8 @@ state_dir = $CASE_TMP/state"
     create '{"kind":"sleep","args":{"seconds":0.1,"fail":"again"},
              "retry":{"attempts":2,"backoff":3}}'
     id=$ID
-    s1=$(jqb .started_at)
+    # The create's time: the first attempt may have ended before the 201.
+    s1=$(jqb .created_at)
     await_state "$id" pending
     assert_jq '[.attempt, .last_error.message]' '[2,"again"]'
     crash
@@ -214,7 +215,7 @@ state_dir = $CASE_TMP/state"
     assert_jq '[.state, .attempt, .error.message, .last_error.message]' '["failed",2,"again","again"]'
     s2=$(jqb .started_at)
     gap=$(( $(ms_of "$s2") - $(ms_of "$s1") ))
-    assert_between "$gap" 3000 10000 "ms from the first start to the second (0.1 s + 3 s backoff)"
+    assert_between "$gap" 3000 10000 "ms from the create to the second start (0.1 s + 3 s backoff)"
     stop_daemon
 }
 
@@ -225,9 +226,9 @@ case_a_task_running_at_a_restart_goes_back_to_pending_for_its_next_attempt() {
 [storage]
 state_dir = $CASE_TMP/state"
     start_daemon "$conf"
-    create '{"kind":"sleep","args":{"seconds":1,"result":"second"},"retry":{"attempts":2}}'
+    create '{"kind":"sleep","args":{"seconds":3,"result":"second"},"retry":{"attempts":2}}'
     a=$ID
-    create '{"kind":"sleep","args":{"seconds":1}}'
+    create '{"kind":"sleep","args":{"seconds":3}}'
     b=$ID
     crash
     start_daemon "$conf"
