@@ -14,6 +14,7 @@
 const char *const aw_task_json_fields[] = {
     "id", "kind", "name", "queue", "state", "done", "args", "timeout",
     "created_at", "started_at", "finished_at", "result", "error", "notify",
+    "attempt", "last_error",
     NULL
 };
 
