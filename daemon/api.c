@@ -544,6 +544,7 @@ static void post_tasks(struct http_ctx *x)
     }
     spec.args = json_is_object(args) ? args : NULL;
     spec.notify = json_object_get(root, "notify");
+    spec.retry = json_object_get(root, "retry");
     if (optional_string(x, root, "name", &spec.name) < 0 ||
         optional_string(x, root, "queue", &spec.queue) < 0)
         goto out;
@@ -723,7 +724,17 @@ struct follow {
     struct http_stream *stream;
     int                 which;
     size_t              sent;
+    uint32_t            attempt;        /* whose output `sent` counts */
 };
+
+/* Whose output a task keeps now: a retry's next attempt starts over at
+ * its start, so while the task waits for it (pending again) the output is
+ * still the attempt before's. */
+static uint32_t output_attempt(const aw_task_t *t)
+{
+    uint32_t a = aw_task_attempt(t);
+    return t->state == AW_PENDING && a > 1 ? a - 1 : a;
+}
 
 static long follow_read(void *ctx, char *buf, size_t max)
 {
@@ -732,6 +743,10 @@ static long follow_read(void *ctx, char *buf, size_t max)
     size_t len;
     if (aw_task_output(f->task, f->which, &data, &len) < 0)
         return -1;
+    if (f->attempt != output_attempt(f->task)) {
+        f->attempt = output_attempt(f->task);   /* a retry: its output starts over */
+        f->sent = 0;
+    }
     if (f->sent < len) {
         size_t n = len - f->sent < max ? len - f->sent : max;
         memcpy(buf, data + f->sent, n);
@@ -788,6 +803,7 @@ static void get_output(struct http_ctx *x, const char *id)
         }
         f->task = t;
         f->which = which;
+        f->attempt = output_attempt(t);
         /* NULL (HEAD, or no memory): f is freed already. */
         struct http_stream *st = http_reply_stream(x, "text/plain", follow_read,
                                                    follow_free, f);

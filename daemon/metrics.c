@@ -223,6 +223,10 @@ void metrics_write(aw_buf_t *b, const aw_engine_t *e, const struct metrics_http 
                           st.kinds[k].kind->name, aw_task_state_name((aw_task_state_t)s),
                           (unsigned long long)st.kinds[k].finished[s]);
 
+    family(b, "awaitd_task_retries_total", "counter",
+           "Attempts that failed or timed out and went back to pending for another.");
+    aw_buf_printf(b, "awaitd_task_retries_total %llu\n", (unsigned long long)st.retries);
+
     family(b, "awaitd_tasks", "gauge", "Tasks held, by state (finished ones until forgotten).");
     for (int s = 0; s < AW_NSTATES; s++)
         aw_buf_printf(b, "awaitd_tasks{state=\"%s\"} %llu\n",

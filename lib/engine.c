@@ -23,6 +23,13 @@
  * per-task counts by kind and queue kept beside it let task_list.c answer
  * a filter that cannot match without walking the tasks.
  *
+ * Retries: an attempt that ends failed or timed out, when the task's
+ * retry policy has attempts left, does not finish the task: it goes back
+ * to pending (retry_attempt) and waits out its backoff on its deadline
+ * node, which a pending task does not use otherwise (aw__task_requeue_at).
+ * Waiters and counters see only the final end; listeners hear CHANGED
+ * back to pending.
+ *
  * Re-entrancy: a kind may finish a task inside start (a zero-second sleep),
  * and finishing frees a queue slot that starts the next task. Queue dispatch
  * is therefore a loop guarded against recursion, so a long queue of instant
@@ -42,6 +49,7 @@
 #define RETENTION_RECHECK_MS 60000
 #include "json_text.h"
 #include "errors.h"
+#include "retry.h"
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -321,6 +329,17 @@ static int set_notify(aw_engine_t *e, aw_task_t *t, json_t *notify, char *err, s
     return rc;
 }
 
+/* The create's retry policy. */
+static int set_retry(aw_task_t *t, json_t *retry, char *err, size_t errlen)
+{
+    aw_task_retry_t r;
+    int rc = aw_retry_parse(retry, &r, err, errlen);
+    if (rc == 0)
+        rc = aw__task_set_retry(t, &r);
+    free(r.policy);
+    return rc;
+}
+
 /* A state change, once the task's fields are all set. */
 static void observe(aw_engine_t *e, aw_task_t *t)
 {
@@ -343,6 +362,9 @@ uint64_t aw_task_bytes(const aw_task_t *t)
     if (aw_task_notify(t))
         n += sizeof *t->extra->notify + str_bytes(t->extra->notify->target) +
              str_bytes(t->extra->notify->last_error);
+    if (aw_task_retry(t))
+        n += sizeof *t->extra->retry + str_bytes(t->extra->retry->policy) +
+             str_bytes(t->extra->retry->last_error_message);
     if (t->kind && t->kind->bytes)
         n += t->kind->bytes(t);
     return n;
@@ -376,8 +398,47 @@ static void set_state(aw_engine_t *e, aw_task_t *t, aw_task_state_t s)
     t->state = s;
 }
 
+static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
+                   aw_error_type_t type, const char *message, char *result);
+
+/* Before a second or later attempt: the kind's state of the attempt
+ * before is made ready for another start, by the kind's reset when it
+ * has one (exec keeps its output watchers), else by releasing it and
+ * preparing the args again, as a create does (a task read back from a
+ * running record was never prepared at all). Returns 0, or finishes the
+ * task failed (the kind refuses it now) and returns -1. */
+static int prepare_attempt(aw_engine_t *e, aw_task_t *t)
+{
+    if (t->kind->reset && t->kdata.p) {
+        t->kind->reset(e, t);
+        return 0;
+    }
+    if (t->kind->release)
+        t->kind->release(t);
+    char err[256] = "";
+    json_t *args = json_loads(t->args, JSON_ALLOW_NUL, NULL);
+    int rc = !args ? -ENOMEM
+             : !aw_engine_kind_enabled(e, t->kind->name) ? AW_EDISABLED
+             : t->kind->prepare(e, t, args, err, sizeof err);
+    json_decref(args);
+    if (rc == 0)
+        return 0;
+    char msg[320];
+    if (rc == AW_EDISABLED)
+        snprintf(msg, sizeof msg, "not retried: kind '%s' is disabled by configuration",
+                 t->kind->name);
+    else
+        snprintf(msg, sizeof msg, "not retried: %s", rc == -ENOMEM ? "out of memory" : err);
+    finish(e, t, AW_FAILED, rc == AW_EFORBIDDEN || rc == AW_EDISABLED ? AW_ERR_FORBIDDEN
+                                                                     : AW_ERR_INTERRUPTED,
+           msg, NULL);
+    return -1;
+}
+
 static void start_task(aw_engine_t *e, aw_task_t *t)
 {
+    if (aw_task_attempt(t) > 1 && prepare_attempt(e, t) < 0)
+        return;
     set_state(e, t, AW_RUNNING);
     t->started_at = aw_clock_wall_ms();
     t->queue->running++;
@@ -393,10 +454,72 @@ static void start_task(aw_engine_t *e, aw_task_t *t)
     aw__engine_arm(e);
 }
 
+/* A pending task waits until wall_at before it joins its queue: a retry's
+ * backoff is a delayed start, its not_before (shown, and stored, so a
+ * restart keeps it). now or earlier queues it at once. */
+void aw__task_requeue_at(aw_engine_t *e, aw_task_t *t, int64_t wall_at)
+{
+    aw_task_retry_t *r = aw_task_retry(t);
+    bool later = wall_at > aw_clock_wall_ms();
+    /* Out of memory for not_before loses only the wait. */
+    if (aw__task_set_not_before(t, later ? wall_at : 0) < 0)
+        later = false;
+    if (r)
+        r->retry_at = later ? wall_at : 0;
+    aw__engine_enqueue(e, t);
+}
+
+/* An attempt ended in state s: when the retry policy wants another, the
+ * task goes back to pending for it and this returns true; nothing of a
+ * finish happens (no counter, no waiter, no retention). The error becomes
+ * last_error, the attempt's result is dropped (the next attempt makes its
+ * own), and started_at is cleared until the next start. An attempt the
+ * daemon interrupted is retried without a wait: the restart was one. A
+ * task whose cancel awaits its commit is not retried: it is being
+ * cancelled. */
+static bool retry_attempt(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
+                          aw_error_type_t type, const char *message, char *result)
+{
+    aw_task_retry_t *r = aw_task_retry(t);
+    if (!r || r->attempt >= r->attempts || t->cancel_asked || !aw_retry_wants(s, type))
+        return false;
+    aw_task_ref(t);
+    char *copy = message ? strdup(message) : NULL;  /* ENOMEM loses the message */
+    free(r->last_error_message);
+    r->last_error_message = copy;
+    r->last_error_type = (uint8_t)type;
+    int64_t delay = type == AW_ERR_INTERRUPTED ? 0 : aw_retry_delay_ms(r, r->attempt);
+    r->attempt++;
+    free(result);
+    free(t->result);
+    t->result = NULL;
+    aw__task_set_string(t, AW_TASK_ERROR_MESSAGE, NULL);
+    t->error_type = AW_ERR_NONE;
+    t->started_at = 0;
+    t->stop_reason = AW_STOP_NONE;
+    aw_heap_remove(&e->heap, &t->deadline);     /* the attempt's wake or timeout */
+    set_state(e, t, AW_PENDING);
+    t->queue->running--;
+    e->stats.retries++;
+    aw__task_requeue_at(e, t, aw_clock_wall_ms() + delay);
+    count_bytes(e, t);
+    observe(e, t);
+    /* The daemon is stopping and will not run it: whoever waits for it
+     * (the shutdown's wait for running tasks, open waits the drain would
+     * answer anyway) gets it now, pending, done false. */
+    if (e->stopping)
+        aw__waiters_task_done(e, t);
+    dispatch(e, t->queue);
+    aw_task_unref(t);
+    return true;
+}
+
 static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
                    aw_error_type_t type, const char *message, char *result)
 {
     bool was_running = t->state == AW_RUNNING;
+    if (was_running && retry_attempt(e, t, s, type, message, result))
+        return;
     /* A waiter's callback may forget t; it must outlive this function. */
     aw_task_ref(t);
     set_state(e, t, s);
@@ -615,6 +738,8 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
         snprintf(err, errlen, "kind '%s' is disabled by configuration", spec->kind);
     if (rc == 0 && spec->notify && !json_is_null(spec->notify))
         rc = set_notify(e, t, spec->notify, err, errlen);
+    if (rc == 0 && spec->retry && !json_is_null(spec->retry))
+        rc = set_retry(t, spec->retry, err, errlen);
     if (rc == 0 && e->limits.max_tasks && e->unfinished >= e->limits.max_tasks) {
         snprintf(err, errlen, "the daemon holds its maximum of %llu unfinished tasks",
                  (unsigned long long)e->limits.max_tasks);
@@ -758,7 +883,11 @@ int aw_task_cancel(aw_engine_t *e, aw_task_t *t)
 {
     switch (t->state) {
     case AW_PENDING:
+        /* A task waiting out a retry's backoff waits as a delayed one
+         * does: a cancel then ends it for good. */
         unqueue(e, t);
+        if (aw_task_retry(t))
+            aw_task_retry(t)->retry_at = 0;
         t->stop_reason = AW_STOP_CANCEL;
         aw_task_finish_cancelled(e, t, NULL);
         return 0;
@@ -860,8 +989,11 @@ static void task_due(aw_engine_t *e, aw_task_t *t, int64_t now)
         return;
     }
     if (t->state == AW_PENDING) {
-        /* Its not_before has come (aw__engine_enqueue). */
+        /* Its not_before has come (aw__engine_enqueue), a delayed start's
+         * or a retry's backoff (aw__task_requeue_at). */
         t->queue->ndelayed--;
+        if (aw_task_retry(t))
+            aw_task_retry(t)->retry_at = 0;
         aw__engine_enqueue(e, t);
         dispatch(e, t->queue);
         return;

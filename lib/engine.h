@@ -56,6 +56,8 @@ typedef struct aw_task_spec {
                                    send; NULL or JSON null: none */
     int         priority;       /* AW_PRIORITY_MIN..MAX (queue.h); 0 default */
     int64_t     not_before;     /* wall ms: stays pending until then; 0: none */
+    json_t     *retry;          /* a retry policy (retry.h); NULL or JSON
+                                   null: one attempt */
 } aw_task_spec_t;
 
 typedef struct aw_kind_stats {
@@ -72,6 +74,7 @@ typedef struct aw_engine_stats {
     uint64_t        held_bytes;         /* every held task's aw_task_bytes */
     size_t          nkinds;
     aw_kind_stats_t kinds[AW_MAX_KINDS];
+    uint64_t        retries;            /* attempts sent back to pending */
 } aw_engine_stats_t;
 
 /* Returns NULL on allocation failure. The "default" queue exists from the

@@ -76,6 +76,9 @@ int  aw__engine_admit(aw_engine_t *e, aw_task_t *t);
  * it now) as failed with this type and message. */
 void aw__task_fail_unstarted(aw_engine_t *e, aw_task_t *t, aw_error_type_t type,
                              const char *message);
+/* A pending task joins its queue at wall_at (its not_before; at once when
+ * not later than now): a retry's backoff (engine.c). */
+void aw__task_requeue_at(aw_engine_t *e, aw_task_t *t, int64_t wall_at);
 /* waiter.c: a task the waiters hang on has finished. */
 void aw__waiters_task_done(aw_engine_t *e, aw_task_t *t);
 /* waiter.c: a waiter's deadline has come. */

@@ -93,6 +93,10 @@ typedef struct aw_kind {
      * kind that raises its cap (configure) gets a dispatch from
      * aw_engine_configure_kind. */
     bool (*has_slot)(const void *state);
+    /* Optional: makes t->kdata (set by prepare, used by an attempt that
+     * has ended) ready for another start: a retry's next attempt. Without
+     * it the engine releases kdata and runs prepare again. */
+    void (*reset)(struct aw_engine *e, aw_task_t *t);
 } aw_kind_t;
 
 extern const aw_kind_t aw_kind_sleep;

@@ -973,6 +973,34 @@ static int exec_cancel(aw_engine_t *e, aw_task_t *t)
     return 1;       /* it ends when the child is reaped (exit_cb) */
 }
 
+/* A retry's next attempt: the job starts over as prepare left it, with
+ * no child, no pipes and no output (the attempt before's output went with
+ * its result), but keeps its program, its watchers and their event, so
+ * that an output follow goes on with the new attempt. */
+static void exec_reset(aw_engine_t *e, aw_task_t *t)
+{
+    struct job *j = t->kdata.p;
+    if (!j)
+        return;
+    if (j->pid > 0 && !j->reaped)
+        kill_and_reap(j);
+    free_event(&j->exit_ev);
+    close_fd(&j->pidfd);
+    for (int i = 0; i < 2; i++) {
+        close_output(&j->out[i]);
+        free(j->out[i].data);
+        j->out[i] = (struct output){ .fd = -1 };
+    }
+    close_stdin(j);
+    j->in_len = j->in_off = 0;
+    j->pid = 0;
+    j->reaped = j->lost = false;
+    j->status = j->sent = 0;
+    j->poll_ms = 0;
+    j->max_kept = aw_engine_limits(e)->max_result_bytes;
+    wake_watchers(j);
+}
+
 /* Frees the job. A child still running here means the engine is being
  * freed (shutdown): it is SIGKILLed and reaped with a blocking waitpid,
  * which returns as soon as the kernel has torn the process down. */
@@ -1161,4 +1189,5 @@ const aw_kind_t aw_kind_exec = {
     .unwatch = exec_unwatch,
     .process_group = exec_process_group,
     .bytes = exec_bytes,
+    .reset = exec_reset,
 };

@@ -15,6 +15,10 @@
  *             was told, 202 "cancellation under way", stays true);
  *   finished  kept as it was, and forgotten retention_seconds after its
  *             finished_at (at once if that is already past).
+ * Retries: a pending task waiting out a retry's backoff waits for the
+ * rest of it (its stored retry_at, wall clock), and a running task whose
+ * retry policy has attempts left goes back to pending for its next
+ * attempt (the engine's retry decides, as for any interrupted attempt).
  * The task is built by the same constructor as a create (aw__task_new) and
  * its kind's prepare runs for a pending task as for a new one: a kind that
  * refuses it now (disabled, or the program left the allow-list) makes it
@@ -31,6 +35,7 @@
 #include "clock.h"
 #include "engine_impl.h"
 #include "errors.h"
+#include "retry.h"
 
 /* A queue the configuration no longer has: the task still needs one, and
  * an unlimited one is what an operator who removed the limit expects. */
@@ -119,6 +124,21 @@ int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out
         if (r->notify_last_error && !(n->last_error = strdup(r->notify_last_error)))
             rc = -ENOMEM;
     }
+    if (!rc && r->retry) {
+        aw_task_retry_t rt;
+        char rerr[200];
+        if ((rc = aw_retry_load(r->retry, &rt, rerr, sizeof rerr)) == AW_EINVAL) {
+            snprintf(err, errlen, "task %s: bad retry policy: %s", r->id, rerr);
+        } else if (rc == 0) {
+            rt.attempt = r->attempt > 0 ? (uint32_t)r->attempt : 1;
+            rt.last_error_type = (unsigned)r->last_error_type < AW_NERRTYPES
+                ? (uint8_t)r->last_error_type : AW_ERR_NONE;
+            rt.last_error_message = (char *)r->last_error_message;
+            rt.retry_at = r->state == AW_PENDING ? r->retry_at : 0;
+            rc = aw__task_set_retry(t, &rt);
+            free(rt.policy);
+        }
+    }
     if (!rc && aw_state_done(r->state)) {
         t->error_type = (uint8_t)r->error_type;
         if (r->result && !(t->result = strdup(r->result)))
@@ -154,13 +174,15 @@ int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out
 
     if (r->state == AW_PENDING && why[0]) {
         aw__task_fail_unstarted(e, t, AW_ERR_INTERRUPTED, why);
+    } else if (r->state == AW_PENDING && aw_task_retry(t) && aw_task_retry(t)->retry_at) {
+        /* The rest of its backoff, by the wall clock it was stored in. */
+        aw__task_requeue_at(e, t, aw_task_retry(t)->retry_at);
     } else if (r->state == AW_PENDING) {
         aw__engine_enqueue(e, t);
     } else if (r->state == AW_RUNNING) {
         /* As if it were stopped now: the record says when it started, and
-         * finishing sets finished_at. A retry policy (a later addition to
-         * the contract) decides here instead: a task with attempts left
-         * goes back to pending for its next attempt. */
+         * finishing sets finished_at. A retry policy with attempts left
+         * sends it back to pending instead (engine.c, retry_attempt). */
         q->running++;
         if (t->stop_reason == AW_STOP_NONE)
             t->stop_reason = AW_STOP_INTERRUPT;

@@ -88,8 +88,14 @@ static const char schema_sql[] =
     "  notify_last_error  TEXT,\n"
     "  notify_next_at  INTEGER,          -- Unix time in ms before which no retry starts\n"
     "  priority        INTEGER,          -- -100..100, higher starts first; NULL: 0\n"
-    "  not_before      INTEGER           -- Unix time in ms before which it does not start\n"
-    "                                    -- (delay, start_at); NULL: none\n"
+    "  not_before      INTEGER,          -- Unix time in ms before which it does not start\n"
+    "                                    -- (delay, start_at, a retry's backoff); NULL: none\n"
+    "  retry           TEXT,             -- retry policy: JSON {attempts, backoff, factor,\n"
+    "                                    -- max_backoff}; NULL: one attempt\n"
+    "  attempt         INTEGER,          -- the current attempt, 1 on the first; NULL: 1\n"
+    "  last_error_type TEXT,             -- the previous attempt's error; NULL: none\n"
+    "  last_error_message TEXT,\n"
+    "  retry_at        INTEGER           -- pending: Unix time in ms of the next attempt\n"
     ") WITHOUT ROWID;\n"
     "CREATE TABLE meta (\n"
     "  -- Numbers that outlive a run: events_next is the first SSE event id\n"
@@ -108,21 +114,26 @@ static const char migrate_to_2_sql[] =
     "ALTER TABLE tasks ADD COLUMN notify_last_error TEXT;\n"
     "ALTER TABLE tasks ADD COLUMN notify_next_at INTEGER;\n";
 
-/* Schema 2 had no priorities, delays or queue pauses (and retries and
- * groups). */
+/* Schema 2 had no priorities, delays, queue pauses or retries (nor the
+ * other additions of schema 3): the same columns, added in place. */
 static const char migrate_to_3_sql[] =
     "ALTER TABLE tasks ADD COLUMN priority INTEGER;\n"
     "ALTER TABLE tasks ADD COLUMN not_before INTEGER;\n"
+    "ALTER TABLE tasks ADD COLUMN retry TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN attempt INTEGER;\n"
+    "ALTER TABLE tasks ADD COLUMN last_error_type TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN last_error_message TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN retry_at INTEGER;\n"
     QUEUES_TABLE_SQL;
 
 static const char upsert_sql[] =
     "INSERT INTO tasks (id, kind, queue, state, name, idempotency_key, args, timeout_ms,"
     " started_at, finished_at, result, error_type, error_message, stop_reason,"
     " process_group, boot_id, notify_target, notify_state, notify_attempts,"
-    " notify_last_status, notify_last_error, notify_next_at, priority, not_before)"
-    " VALUES (?1, ?2, ?3, ?4,"
-    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
-    " ?22, ?23, ?24) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
+    " notify_last_status, notify_last_error, notify_next_at, priority, not_before,"
+    " retry, attempt, last_error_type, last_error_message, retry_at) VALUES (?1, ?2,"
+    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,"
+    " ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
     " queue = excluded.queue, state = excluded.state, name = excluded.name,"
     " idempotency_key = excluded.idempotency_key, args = excluded.args,"
     " timeout_ms = excluded.timeout_ms, started_at = excluded.started_at,"
@@ -134,7 +145,9 @@ static const char upsert_sql[] =
     " notify_last_status = excluded.notify_last_status,"
     " notify_last_error = excluded.notify_last_error,"
     " notify_next_at = excluded.notify_next_at, priority = excluded.priority,"
-    " not_before = excluded.not_before";
+    " not_before = excluded.not_before, retry = excluded.retry,"
+    " attempt = excluded.attempt, last_error_type = excluded.last_error_type,"
+    " last_error_message = excluded.last_error_message, retry_at = excluded.retry_at";
 
 static const char *const stop_names[] = { NULL, "cancel", "timeout", "interrupt" };
 
@@ -252,7 +265,7 @@ static int rec_own(struct rec *x)
     aw_task_record_t *r = &x->r;
     const char *const *f[] = { &r->id, &r->kind, &r->queue, &r->name, &r->idempotency_key,
                                &r->args, &r->result, &r->error_message, &r->notify_target,
-                               &r->notify_last_error };
+                               &r->notify_last_error, &r->retry, &r->last_error_message };
     size_t total = 0;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         total += *f[i] ? strlen(*f[i]) + 1 : 0;
@@ -813,6 +826,13 @@ static int write_rec(aw_store_t *s, const struct rec *x)
         if (r->priority)
             sqlite3_bind_int64(st, 23, r->priority);
         bind_time(st, 24, r->not_before);
+        if (r->retry) {
+            bind_text(st, 25, r->retry);
+            sqlite3_bind_int64(st, 26, r->attempt);
+            bind_text(st, 27, aw_error_type_name(r->last_error_type));
+            bind_text(st, 28, r->last_error_message);
+            bind_time(st, 29, r->retry_at);
+        }
     }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -1281,7 +1301,8 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
                            " args, timeout_ms, started_at, finished_at, result, error_type,"
                            " error_message, stop_reason, process_group, boot_id,"
                            " notify_target, notify_state, notify_attempts, notify_last_status,"
-                           " notify_last_error, notify_next_at, priority, not_before"
+                           " notify_last_error, notify_next_at, priority, not_before,"
+                           " retry, attempt, last_error_type, last_error_message, retry_at"
                            " FROM tasks ORDER BY id", -1, &st, NULL) != SQLITE_OK)
         return sql_fail(s, "cannot read the tasks", err, errlen);
     aw_engine_begin_restore(e);
@@ -1307,6 +1328,11 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
             .notify_next_at = sqlite3_column_int64(st, 21),
             .priority = sqlite3_column_int(st, 22),
             .not_before = sqlite3_column_int64(st, 23),
+            .retry = col(st, 24),
+            .attempt = sqlite3_column_int(st, 25),
+            .last_error_type = col(st, 26) ? parse_named(col(st, 26), aw_error_type_parse) : 0,
+            .last_error_message = col(st, 27),
+            .retry_at = sqlite3_column_int64(st, 28),
         };
         if (!col(st, 3))
             r.state = -1;

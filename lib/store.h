@@ -53,14 +53,17 @@
  *         args, timeout_ms, started_at, finished_at, result, error_type,
  *         error_message, stop_reason, process_group, boot_id,
  *         notify_target, notify_state, notify_attempts, notify_last_status,
- *         notify_last_error, notify_next_at, priority, not_before) WITHOUT ROWID
+ *         notify_last_error, notify_next_at, priority, not_before, retry,
+ *         attempt, last_error_type, last_error_message, retry_at) WITHOUT ROWID
  *   meta(key TEXT PRIMARY KEY, value)
  *   queues(name TEXT PRIMARY KEY, paused)
- * (schema 3 added tasks.priority and not_before, and the queues table)
+ * (schema 3 added tasks.priority, not_before and the retry columns, and
+ * the queues table)
  * Ids are time-ordered ULIDs, so new rows append to the B-tree (random
  * keys would make inserts about ten times slower). A database with a
  * newer user_version is refused: this awaitd cannot know its meaning; one
- * of schema 1 (before webhooks) gains the notify_ columns in place.
+ * of schema 1 (before webhooks) gains the notify_ columns in place, and
+ * one of schema 1 or 2 the retry columns (schema 3).
  *
  * Threads: every function here runs on the loop thread, except that
  * aw_store_open, aw_store_load, aw_store_sync and aw_store_close may block

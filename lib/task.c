@@ -78,6 +78,46 @@ aw_task_notify_t *aw_task_notify(const aw_task_t *t)
     return t->extra ? t->extra->notify : NULL;
 }
 
+aw_task_retry_t *aw_task_retry(const aw_task_t *t)
+{
+    return t->extra ? t->extra->retry : NULL;
+}
+
+uint32_t aw_task_attempt(const aw_task_t *t)
+{
+    const aw_task_retry_t *r = aw_task_retry(t);
+    return r && r->attempt ? r->attempt : 1;
+}
+
+static void free_retry(aw_task_retry_t *r)
+{
+    if (r) {
+        free(r->policy);
+        free(r->last_error_message);
+        free(r);
+    }
+}
+
+int aw__task_set_retry(aw_task_t *t, const aw_task_retry_t *policy)
+{
+    aw_task_retry_t *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    *r = *policy;
+    r->policy = policy->policy ? strdup(policy->policy) : NULL;
+    r->last_error_message = policy->last_error_message ? strdup(policy->last_error_message)
+                                                       : NULL;
+    if ((policy->policy && !r->policy) ||
+        (policy->last_error_message && !r->last_error_message) ||
+        (!t->extra && !(t->extra = calloc(1, sizeof *t->extra)))) {
+        free_retry(r);
+        return -ENOMEM;
+    }
+    free_retry(t->extra->retry);
+    t->extra->retry = r;
+    return 0;
+}
+
 static const char *const notify_names[] = { "pending", "delivered", "failed" };
 
 const char *aw_notify_state_name(int s)
@@ -169,6 +209,7 @@ void aw_task_unref(aw_task_t *t)
         free(t->extra->idempotency_key);
         free(t->extra->error_message);
         free_notify(t->extra->notify);
+        free_retry(t->extra->retry);
         free(t->extra);
     }
     free(t);

@@ -79,6 +79,22 @@ typedef struct aw_task_notify {
     uint8_t  state;         /* aw_notify_state_t */
 } aw_task_notify_t;
 
+/* A retry policy asked for at create ("retry"), and where the task's
+ * attempts stand (contract: "attempt", "last_error"). Parsed and timed by
+ * retry.c; the engine sends a failed attempt back to pending with it. */
+typedef struct aw_task_retry {
+    char    *policy;            /* owned: compact JSON {"attempts","backoff",...} */
+    char    *last_error_message;/* owned; NULL: none */
+    int64_t  backoff_ms;        /* the wait after the first failed attempt */
+    int64_t  max_backoff_ms;    /* no wait is longer */
+    double   factor;            /* each further wait is this many times longer */
+    int64_t  retry_at;          /* wall ms of the next attempt while it waits
+                                   for its backoff; 0: not waiting */
+    uint32_t attempts;          /* at most this many attempts in all */
+    uint32_t attempt;           /* the current (or last) one, 1 on the first */
+    uint8_t  last_error_type;   /* the previous attempt's; AW_ERR_NONE: none */
+} aw_task_retry_t;
+
 /* Strings most tasks never have, behind one pointer: a million pending
  * tasks then pay 8 bytes for them instead of 24. */
 typedef struct aw_task_extra {
@@ -88,6 +104,7 @@ typedef struct aw_task_extra {
     aw_task_notify_t *notify;           /* owned; NULL when none asked */
     int64_t not_before;                 /* wall ms before which it does not
                                            start ("delay", "start_at"); 0: none */
+    aw_task_retry_t  *retry;            /* owned; NULL when no retry asked */
 } aw_task_extra_t;
 
 typedef struct aw_task aw_task_t;
@@ -147,6 +164,12 @@ int aw__task_set_notify(aw_task_t *t, const char *target);
  * returns 0 or -ENOMEM (0 clears without allocating). */
 int64_t aw_task_not_before(const aw_task_t *t);
 int aw__task_set_not_before(aw_task_t *t, int64_t wall_ms);
+/* The retry policy, NULL when none was asked (one attempt). */
+aw_task_retry_t *aw_task_retry(const aw_task_t *t);
+/* The contract's "attempt": 1 on the first, and always 1 without a policy. */
+uint32_t aw_task_attempt(const aw_task_t *t);
+/* Gives t a copy of policy (its strings copied too). Returns 0 or -ENOMEM. */
+int aw__task_set_retry(aw_task_t *t, const aw_task_retry_t *policy);
 /* Contract names of aw_notify_state_t; parse returns -1 when unknown. */
 const char *aw_notify_state_name(int s);
 int  aw_notify_state_parse(const char *s);

@@ -15,6 +15,7 @@ const char *const aw_task_json_fields[] = {
     "id", "kind", "name", "queue", "state", "done", "args", "timeout",
     "created_at", "started_at", "finished_at", "result", "error", "notify",
     "priority", "not_before",
+    "attempt", "last_error",
     NULL
 };
 
@@ -99,5 +100,17 @@ void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
     }
     aw_buf_printf(b, ",\"priority\":%d,\"not_before\":", t->priority);
     add_time_or_null(b, aw_task_not_before(t));
+    const aw_task_retry_t *r = aw_task_retry(t);
+    aw_buf_printf(b, ",\"attempt\":%u,\"last_error\":", aw_task_attempt(t));
+    const char *last = r ? aw_error_type_name(r->last_error_type) : NULL;
+    if (last) {
+        aw_buf_add(b, "{\"type\":\"", 9);
+        aw_buf_adds(b, last);
+        aw_buf_add(b, "\",\"message\":", 12);
+        aw_utf8_add_json_str(b, r->last_error_message ? r->last_error_message : last);
+        aw_buf_addc(b, '}');
+    } else {
+        aw_buf_add(b, "null", 4);
+    }
     aw_buf_addc(b, '}');
 }

@@ -26,6 +26,14 @@ void aw_task_record_of(const aw_task_t *t, int64_t now_ms, aw_task_record_t *r)
     }
     r->priority = t->priority;
     r->not_before = aw_task_not_before(t);
+    const aw_task_retry_t *rt = aw_task_retry(t);
+    if (rt) {
+        r->retry = rt->policy;
+        r->attempt = (int)rt->attempt;
+        r->last_error_type = rt->last_error_type;
+        r->last_error_message = rt->last_error_message;
+        r->retry_at = rt->retry_at;
+    }
     if (t->state == AW_RUNNING && t->kind->process_group)
         r->process_group = t->kind->process_group(t);
     if (t->cancel_asked && t->state == AW_PENDING) {

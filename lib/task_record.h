@@ -41,6 +41,12 @@ typedef struct aw_task_record {
     int64_t     notify_next_at;
     int         priority;           /* queues: -100..100 */
     int64_t     not_before;         /* queues: wall ms; 0: none */
+    /* The retry policy (task.h's aw_task_retry_t); retry NULL: none. */
+    const char *retry;              /* compact JSON, retry.h */
+    int         attempt;            /* 0 read as 1 */
+    int         last_error_type;    /* aw_error_type_t; AW_ERR_NONE: none */
+    const char *last_error_message;
+    int64_t     retry_at;           /* wall ms of the next attempt; 0: none */
 } aw_task_record_t;
 
 /* Fills r from t as it is now, with the durability marks applied: a task

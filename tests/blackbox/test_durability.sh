@@ -760,21 +760,22 @@ case_the_schema_explains_itself() {
     assert_eq "$(sqlite3 "$MAIN_STATE/state.db" 'PRAGMA user_version')" 3 "user_version"
     grep -qF -- "notify_target" <<<"$schema" || fail "the schema has no notify columns"
     grep -qF -- "CREATE TABLE queues" <<<"$schema" || fail "the schema has no queues table"
+    grep -qF -- "retry_at" <<<"$schema" || fail "the schema has no retry columns"
 }
 
 # drop_schema_3 DB: takes a database back to schema 2 (no priority,
-# not_before, queues table).
+# not_before, retry columns, queues table).
 drop_schema_3() {
     local col
-    for col in priority not_before; do
+    for col in priority not_before retry attempt last_error_type last_error_message retry_at; do
         sqlite3 "$1" "ALTER TABLE tasks DROP COLUMN $col" || fail "sqlite3 cannot drop $col"
     done
     sqlite3 "$1" 'DROP TABLE queues; PRAGMA user_version = 2' || fail "sqlite3 cannot drop queues"
 }
 
-# A database of schema 2 (before priorities, delays and queue pauses)
-# is upgraded in place: its pending tasks come back with priority 0 and
-# no not_before, and a pause can be stored afterwards.
+# A database of schema 2 (before priorities, delays, queue pauses and
+# retries) is upgraded in place: its tasks come back with priority 0, no
+# not_before and one attempt; a pause can be stored and a retry runs.
 case_a_schema_2_database_is_upgraded_in_place() {
     local conf a
     conf=$(storage_conf "$CASE_TMP/state" full)
@@ -786,7 +787,11 @@ case_a_schema_2_database_is_upgraded_in_place() {
     start_daemon "$conf"
     req GET /v1/tasks/$a
     assert_status 200
-    assert_jq '[.name, .state, .result, .priority, .not_before]' '["old2","succeeded","kept",0,null]'
+    assert_jq '[.name, .state, .result, .priority, .not_before, .attempt, .last_error]' \
+        '["old2","succeeded","kept",0,null,1,null]'
+    create '{"kind":"sleep","args":{"seconds":0,"fail":"x"},"retry":{"attempts":2,"backoff":0}}'
+    await_state "$ID" failed
+    assert_jq '[.state, .attempt, .last_error.message]' '["failed",2,"x"]'
     req POST /v1/queues/default/pause
     assert_status 200
     stop_daemon
@@ -796,7 +801,7 @@ case_a_schema_2_database_is_upgraded_in_place() {
 }
 
 # A database written before webhooks (schema 1: no notify_ columns) is
-# upgraded in place: its tasks come back, and new ones keep a notify.
+# upgraded in place, 1 -> 2 -> 3: its tasks come back.
 case_a_schema_1_database_is_upgraded_in_place() {
     local conf a col
     conf=$(storage_conf "$CASE_TMP/state" full)
@@ -817,8 +822,8 @@ case_a_schema_1_database_is_upgraded_in_place() {
     assert_jq '[.name, .state, .result, .notify]' '["old","succeeded","kept",null]'
     stop_daemon
     assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 3 "user_version"
-    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state, priority FROM tasks' >/dev/null ||
-        fail "no notify_state column after the upgrade"
+    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state, priority, retry_at FROM tasks' >/dev/null ||
+        fail "no notify_state, priority or retry_at column after the upgrade"
 }
 
 case_sync_normal_keeps_tasks_across_sigterm_and_kill_9() {
