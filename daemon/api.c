@@ -22,6 +22,7 @@
 #include "notify.h"
 #include "queue.h"
 #include "task_json.h"
+#include "task_links.h"
 #include "ui.h"
 #include "task_list.h"
 #include "utf8.h"
@@ -442,6 +443,34 @@ static int optional_string(struct http_ctx *x, json_t *o, const char *key, const
     return 0;
 }
 
+/* A group's children need the scopes their kinds need, as if each were
+ * created alone (a token without exec may not run a program through a
+ * group). Answers 403 itself when one is missing. */
+static bool group_scopes_ok(struct http_ctx *x, const char *kind, json_t *args)
+{
+    json_t *tasks = strcmp(kind, "group") == 0 ? json_object_get(args, "tasks") : NULL;
+    size_t i;
+    json_t *child;
+    json_array_foreach(tasks, i, child) {
+        json_t *k = json_object_get(child, "kind");
+        if (!json_is_string(k))
+            continue;                   /* the engine refuses it with a 400 */
+        const char *scope;
+        unsigned need = edge_kind_scope(json_string_value(k), &scope);
+        if (need && !(x->scopes & need)) {
+            char err[ERR_SIZE];
+            x->scope_needed = scope;
+            snprintf(err, sizeof err, "creating a task of kind '%s' needs the '%s' scope",
+                     json_string_value(k), scope);
+            http_reply_error(x, HTTP_ESCOPE, err);
+            return false;
+        }
+        if (!group_scopes_ok(x, json_string_value(k), json_object_get(child, "args")))
+            return false;
+    }
+    return true;
+}
+
 static void post_tasks(struct http_ctx *x)
 {
     aw_engine_t *e = http_engine(x->srv);
@@ -490,6 +519,9 @@ static void post_tasks(struct http_ctx *x)
     }
     spec.args = json_is_object(args) ? args : NULL;
     spec.notify = json_object_get(root, "notify");
+    spec.after = json_object_get(root, "after");
+    if (!group_scopes_ok(x, spec.kind, spec.args))
+        goto out;
     if (optional_string(x, root, "name", &spec.name) < 0 ||
         optional_string(x, root, "queue", &spec.queue) < 0)
         goto out;
@@ -555,7 +587,7 @@ static void get_tasks(struct http_ctx *x)
     const char *state_s = http_query(x, "state"), *limit_s = http_query(x, "limit");
     const char *kind = http_query(x, "kind"), *queue = http_query(x, "queue");
     const char *after = http_query(x, "after");
-    aw_task_filter_t f = { .kind = kind, .queue = queue };
+    aw_task_filter_t f = { .kind = kind, .queue = queue, .parent = http_query(x, "parent") };
     if (state_s) {
         int state = aw_task_state_parse(state_s);
         f.states = strcmp(state_s, "active") == 0 ? AW_STATES_ACTIVE
@@ -612,6 +644,9 @@ static void delete_task(struct http_ctx *x, const char *id)
     aw_engine_t *e = http_engine(x->srv);
     if (!aw_task_done(t)) {
         http_reply_error(x, AW_EACTIVE, "the task is still active; cancel it first");
+    } else if (aw_task_in_active_group(t)) {
+        http_reply_error(x, AW_EACTIVE, "the task's group is still active: delete the group "
+                         "once it has finished (its children go with it)");
     } else if (http_store(x->srv)) {
         if (refuse_if_failing(x))
             return;

@@ -39,6 +39,7 @@ struct aw_engine {
     bool               restoring;   /* between begin_ and end_restore */
     aw_notify_check_fn notify_check;
     void              *notify_arg;
+    struct aw_build   *build;       /* the create in progress (engine.c) */
 };
 
 struct aw_listener {
@@ -71,6 +72,9 @@ int  aw__engine_admit(aw_engine_t *e, aw_task_t *t);
  * it now) as failed with this type and message. */
 void aw__task_fail_unstarted(aw_engine_t *e, aw_task_t *t, aw_error_type_t type,
                              const char *message);
+/* A pending task whose blocks are gone: queued, or started at once when
+ * its kind takes no slot (restore.c uses it at end_restore). */
+void aw__engine_runnable(aw_engine_t *e, aw_task_t *t);
 /* waiter.c: a task the waiters hang on has finished. */
 void aw__waiters_task_done(aw_engine_t *e, aw_task_t *t);
 /* waiter.c: a waiter's deadline has come. */

@@ -25,6 +25,7 @@ enum {
     AW_ESTORAGE,            /* the store could not commit the change */
     AW_EBUDGET,             /* held tasks take max_task_bytes already */
     AW_ETOOBIG,             /* a result larger than max_result_bytes */
+    AW_EDEPENDENCY,         /* `after` names a task that does not exist */
     AW_ENOMEM_ = -12,       /* = -ENOMEM, listed here so the table names it */
 };
 

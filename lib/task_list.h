@@ -35,6 +35,8 @@ typedef struct aw_task_filter {
     unsigned    states;         /* bit (1u << state) per state wanted; 0: any */
     const char *kind;           /* NULL: any */
     const char *queue;          /* NULL: any */
+    const char *parent;         /* a group's id: its children only (walked
+                                   from the group, not the table); NULL: any */
 } aw_task_filter_t;
 
 #define AW_STATES_ACTIVE ((1u << AW_PENDING) | (1u << AW_RUNNING))

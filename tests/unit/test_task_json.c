@@ -101,6 +101,7 @@ static json_t *render(struct fx *f, const aw_task_t *t)
     static const char *const fields[] = {
         "id", "kind", "name", "queue", "state", "done", "args", "timeout",
         "created_at", "started_at", "finished_at", "result", "error", "notify",
+        "after", "parent", "children",
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (!json_object_get(f->obj, fields[i]))
