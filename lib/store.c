@@ -77,7 +77,10 @@ static const char schema_sql[] =
     "  notify_attempts INTEGER,          -- attempts that have ended\n"
     "  notify_last_status INTEGER,       -- HTTP status of the last one; NULL: none\n"
     "  notify_last_error  TEXT,\n"
-    "  notify_next_at  INTEGER           -- Unix time in ms before which no retry starts\n"
+    "  notify_next_at  INTEGER,          -- Unix time in ms before which no retry starts\n"
+    "  after           TEXT,             -- JSON array of the ids it awaits; NULL: none\n"
+    "  parent          TEXT,             -- the id of its group; NULL: none\n"
+    "  group_spec      TEXT              -- a group's JSON {mode, children: [ids]}\n"
     ") WITHOUT ROWID;\n"
     "CREATE TABLE meta (\n"
     "  -- Numbers that outlive a run: events_next is the first SSE event id\n"
@@ -95,13 +98,21 @@ static const char migrate_to_2_sql[] =
     "ALTER TABLE tasks ADD COLUMN notify_last_error TEXT;\n"
     "ALTER TABLE tasks ADD COLUMN notify_next_at INTEGER;\n";
 
+/* Schema 2 had no dependencies or groups: their columns, added in place
+ * (each part of schema 3 adds its own lines). */
+static const char migrate_to_3_sql[] =
+    "ALTER TABLE tasks ADD COLUMN after TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN parent TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN group_spec TEXT;\n";
+
 static const char upsert_sql[] =
     "INSERT INTO tasks (id, kind, queue, state, name, idempotency_key, args, timeout_ms,"
     " started_at, finished_at, result, error_type, error_message, stop_reason,"
     " process_group, boot_id, notify_target, notify_state, notify_attempts,"
-    " notify_last_status, notify_last_error, notify_next_at) VALUES (?1, ?2, ?3, ?4,"
+    " notify_last_status, notify_last_error, notify_next_at, after, parent, group_spec)"
+    " VALUES (?1, ?2, ?3, ?4,"
     " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
-    " ?22) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
+    " ?22, ?23, ?24, ?25) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
     " queue = excluded.queue, state = excluded.state, name = excluded.name,"
     " idempotency_key = excluded.idempotency_key, args = excluded.args,"
     " timeout_ms = excluded.timeout_ms, started_at = excluded.started_at,"
@@ -112,7 +123,8 @@ static const char upsert_sql[] =
     " notify_state = excluded.notify_state, notify_attempts = excluded.notify_attempts,"
     " notify_last_status = excluded.notify_last_status,"
     " notify_last_error = excluded.notify_last_error,"
-    " notify_next_at = excluded.notify_next_at";
+    " notify_next_at = excluded.notify_next_at, after = excluded.after,"
+    " parent = excluded.parent, group_spec = excluded.group_spec";
 
 static const char *const stop_names[] = { NULL, "cancel", "timeout", "interrupt" };
 
@@ -228,7 +240,7 @@ static int rec_own(struct rec *x)
     aw_task_record_t *r = &x->r;
     const char *const *f[] = { &r->id, &r->kind, &r->queue, &r->name, &r->idempotency_key,
                                &r->args, &r->result, &r->error_message, &r->notify_target,
-                               &r->notify_last_error };
+                               &r->notify_last_error, &r->after, &r->parent, &r->group_spec };
     size_t total = 0;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         total += *f[i] ? strlen(*f[i]) + 1 : 0;
@@ -729,6 +741,9 @@ static int write_rec(aw_store_t *s, const struct rec *x)
             bind_text(st, 21, r->notify_last_error);
             bind_time(st, 22, r->notify_next_at);
         }
+        bind_text(st, 23, r->after);
+        bind_text(st, 24, r->parent);
+        bind_text(st, 25, r->group_spec);
     }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -965,11 +980,12 @@ static int prepare_schema(aw_store_t *s, char *err, size_t errlen)
     }
     if (version == AW_STORE_SCHEMA)
         return 0;
-    if (version == 1) {
-        char sql[sizeof migrate_to_2_sql + 128];
-        snprintf(sql, sizeof sql, "BEGIN;\n%sPRAGMA user_version = %d;\nCOMMIT;",
-                 migrate_to_2_sql, AW_STORE_SCHEMA);
-        return exec_sql(s, sql, "cannot add the webhook columns (schema 1 to 2)", err, errlen);
+    if (version == 1 || version == 2) {
+        /* In turn: 1 -> 2 -> 3, in one transaction. */
+        char sql[sizeof migrate_to_2_sql + sizeof migrate_to_3_sql + 128];
+        snprintf(sql, sizeof sql, "BEGIN;\n%s%sPRAGMA user_version = %d;\nCOMMIT;",
+                 version == 1 ? migrate_to_2_sql : "", migrate_to_3_sql, AW_STORE_SCHEMA);
+        return exec_sql(s, sql, "cannot add the columns of schema 3", err, errlen);
     }
     char sql[sizeof schema_sql + 128];
     snprintf(sql, sizeof sql, "BEGIN;\n%sPRAGMA user_version = %d;\nCOMMIT;",
@@ -1188,7 +1204,7 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
                            " args, timeout_ms, started_at, finished_at, result, error_type,"
                            " error_message, stop_reason, process_group, boot_id,"
                            " notify_target, notify_state, notify_attempts, notify_last_status,"
-                           " notify_last_error, notify_next_at"
+                           " notify_last_error, notify_next_at, after, parent, group_spec"
                            " FROM tasks ORDER BY id", -1, &st, NULL) != SQLITE_OK)
         return sql_fail(s, "cannot read the tasks", err, errlen);
     aw_engine_begin_restore(e);
@@ -1212,6 +1228,7 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
                 ? -1 : sqlite3_column_int(st, 19),
             .notify_last_error = col(st, 20),
             .notify_next_at = sqlite3_column_int64(st, 21),
+            .after = col(st, 22), .parent = col(st, 23), .group_spec = col(st, 24),
         };
         if (!col(st, 3))
             r.state = -1;

@@ -53,7 +53,8 @@
  *         args, timeout_ms, started_at, finished_at, result, error_type,
  *         error_message, stop_reason, process_group, boot_id,
  *         notify_target, notify_state, notify_attempts, notify_last_status,
- *         notify_last_error, notify_next_at) WITHOUT ROWID
+ *         notify_last_error, notify_next_at, after, parent, group_spec)
+         WITHOUT ROWID
  *   meta(key TEXT PRIMARY KEY, value)
  * Ids are time-ordered ULIDs, so new rows append to the B-tree (random
  * keys would make inserts about ten times slower). A database with a
@@ -73,7 +74,7 @@
 
 #include "engine.h"
 
-#define AW_STORE_SCHEMA 2
+#define AW_STORE_SCHEMA 3
 #define AW_STORE_FILE   "state.db"
 
 struct event_base;

@@ -3,6 +3,7 @@
  */
 #include "kind.h"
 #include "queue.h"
+#include "task_links.h"
 #include "task_record.h"
 
 void aw_task_record_of(const aw_task_t *t, int64_t now_ms, aw_task_record_t *r)
@@ -23,6 +24,12 @@ void aw_task_record_of(const aw_task_t *t, int64_t now_ms, aw_task_record_t *r)
         r->notify_attempts = (int)n->attempts;
         r->notify_last_status = n->last_status;
         r->notify_next_at = n->next_at;
+    }
+    const aw_task_links_t *l = aw_task_links(t);
+    if (l) {
+        r->after = l->after;
+        r->parent = l->parent_id[0] ? l->parent_id : NULL;
+        r->group_spec = l->group_spec;
     }
     if (t->state == AW_RUNNING && t->kind->process_group)
         r->process_group = t->kind->process_group(t);

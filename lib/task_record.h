@@ -39,6 +39,11 @@ typedef struct aw_task_record {
     int         notify_attempts;
     int         notify_last_status; /* -1: none */
     int64_t     notify_next_at;
+    /* Dependencies and groups (task_links.h): after as a JSON array of
+     * ids, the parent's id, a group's {"mode","children"}; NULL: none. */
+    const char *after;
+    const char *parent;
+    const char *group_spec;
 } aw_task_record_t;
 
 /* Fills r from t as it is now, with the durability marks applied: a task
