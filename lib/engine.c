@@ -492,23 +492,43 @@ static void fail_dependency(aw_engine_t *e, aw_task_t *t, const aw_task_t *d)
     finish(e, t, AW_FAILED, AW_ERR_DEPENDENCY, msg, NULL);
 }
 
-/* d has ended: each task waiting for it hears it at once. */
+/* d has ended: each task waiting for it hears it at once, in the same
+ * call. The edges go through one FIFO, worked off by the outermost call:
+ * a failure that runs down a chain of a million `after`s (each dependent
+ * fails, which fails its own dependents) then costs no stack depth. */
 static void wake_dependents(aw_engine_t *e, aw_task_t *d)
 {
-    aw_dep_edge_t *x = aw__links_take_dependents(d);
-    while (x) {
-        aw_dep_edge_t *next = x->next;
-        aw_task_t *t = x->task;         /* the edge's reference keeps it */
+    aw_dep_edge_t *x = aw__links_take_dependents(d), *last = x;
+    if (!x)
+        return;
+    for (aw_dep_edge_t *y = x; y; y = y->next) {
+        aw_task_ref(d);                 /* one per edge, until it is told */
+        last = y;
+    }
+    if (e->wake_tail)
+        e->wake_tail->next = x;
+    else
+        e->wake_head = x;
+    e->wake_tail = last;
+    if (e->waking)
+        return;
+    e->waking = true;
+    while ((x = e->wake_head)) {
+        if (!(e->wake_head = x->next))
+            e->wake_tail = NULL;
         x->next = NULL;
+        aw_task_t *t = x->task, *dep = x->dep;  /* both referenced */
+        x->dep = NULL;
         if (t->listed && t->state == AW_PENDING) {
-            if (d->state != AW_SUCCEEDED)
-                fail_dependency(e, t, d);
+            if (dep->state != AW_SUCCEEDED)
+                fail_dependency(e, t, dep);
             else
                 aw__task_unblock(e, t);
         }
         aw_task_unref(t);
-        x = next;
+        aw_task_unref(dep);
     }
+    e->waking = false;
 }
 
 /* Cancels t's children that are still active (a group that ended before

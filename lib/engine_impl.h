@@ -40,6 +40,10 @@ struct aw_engine {
     aw_notify_check_fn notify_check;
     void              *notify_arg;
     struct aw_build   *build;       /* the create in progress (engine.c) */
+    /* Dependents whose dependency ended, not yet told (engine.c
+     * wake_dependents): a FIFO through aw_dep_edge_t.next. */
+    struct aw_dep_edge *wake_head, *wake_tail;
+    bool               waking;
 };
 
 struct aw_listener {

@@ -71,10 +71,8 @@ aw_dep_edge_t *aw__links_take_dependents(aw_task_t *t)
         return NULL;
     aw_dep_edge_t *first = l->dependents;
     l->dependents = NULL;
-    for (aw_dep_edge_t *x = first; x; x = x->next) {
+    for (aw_dep_edge_t *x = first; x; x = x->next)
         x->linked = false;
-        x->dep = NULL;
-    }
     return first;
 }
 

@@ -84,8 +84,9 @@ int  aw__links_ensure(aw_task_t *t, uint32_t nedges);
 void aw__links_free(aw_task_links_t *l);
 /* Links edge i of t into its dependency d (a reference on t is taken). */
 void aw__links_attach(aw_task_t *t, uint32_t i, aw_task_t *d);
-/* Detaches every dependent of t and returns the first edge of the list
- * (the caller unrefs each edge's task when done with it). */
+/* Detaches every dependent of t and returns the first edge of the list,
+ * each edge's dep still set (the caller unrefs each edge's task and
+ * clears dep when done with it). */
 aw_dep_edge_t *aw__links_take_dependents(aw_task_t *t);
 
 /* ---- for kind_group.c: children through the engine ---- */

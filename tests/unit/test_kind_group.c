@@ -140,6 +140,27 @@ static void after_waits_for_success_and_fails_on_failure(void **state)
     assert_string_equal(aw_task_after_json(a), "[]");
 }
 
+/* A failure runs down a chain of 100,000 `after`s: each fails its
+ * dependent at once, and no stack grows with the chain. */
+static void a_failure_runs_down_a_long_chain(void **state)
+{
+    struct fx *f = *state;
+    aw_task_t *first = create_json(f->e, F(1)), *prev = first;
+    for (int i = 0; i < 100000; i++) {
+        json_t *after = json_pack("[s]", prev->id);
+        aw_task_spec_t spec = { .kind = "sleep", .args = json_pack("{s:i}", "seconds", 0),
+                                .timeout_ms = -1, .after = after };
+        char err[128];
+        assert_int_equal(aw_task_create(f->e, &spec, &prev, err, sizeof err), 0);
+        json_decref(spec.args);
+        json_decref(after);
+    }
+    assert_int_equal(prev->state, AW_PENDING);
+    fake_clock_advance(f->e, 1000);
+    assert_int_equal(prev->state, AW_FAILED);
+    assert_int_equal(prev->error_type, AW_ERR_DEPENDENCY);
+}
+
 static void unknown_dependency_creates_nothing(void **state)
 {
     struct fx *f = *state;
@@ -395,6 +416,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(after_waits_for_success_and_fails_on_failure),
+        T(a_failure_runs_down_a_long_chain),
         T(unknown_dependency_creates_nothing),
         T(all_fails_fast_and_cancels_siblings),
         T(all_and_settle_give_results_in_order),
