@@ -757,8 +757,9 @@ case_the_schema_explains_itself() {
     for want in "time-ordered" "Unix time in ms" "events_next" "Idempotency-Key"; do
         grep -qF -- "$want" <<<"$schema" || fail "the schema has no comment with '$want': $(head -c 300 <<<"$schema" | tr '\n' '|')"
     done
-    assert_eq "$(sqlite3 "$MAIN_STATE/state.db" 'PRAGMA user_version')" 2 "user_version"
+    assert_eq "$(sqlite3 "$MAIN_STATE/state.db" 'PRAGMA user_version')" 3 "user_version"
     grep -qF -- "notify_target" <<<"$schema" || fail "the schema has no notify columns"
+    grep -qF -- "group_spec" <<<"$schema" || fail "the schema has no group columns"
 }
 
 # A database written before webhooks (schema 1: no notify_ columns) is
@@ -770,8 +771,9 @@ case_a_schema_1_database_is_upgraded_in_place() {
     create '{"kind":"sleep","name":"old","args":{"seconds":0,"result":"kept"}}'; a=$ID
     await_state "$a" succeeded
     stop_daemon
+    # Schema 3's columns go too: a schema 1 database had none of them.
     for col in notify_target notify_state notify_attempts notify_last_status \
-               notify_last_error notify_next_at; do
+               notify_last_error notify_next_at after parent group_spec; do
         sqlite3 "$CASE_TMP/state/state.db" "ALTER TABLE tasks DROP COLUMN $col" ||
             fail "sqlite3 cannot drop $col"
     done
@@ -781,9 +783,35 @@ case_a_schema_1_database_is_upgraded_in_place() {
     assert_status 200
     assert_jq '[.name, .state, .result, .notify]' '["old","succeeded","kept",null]'
     stop_daemon
-    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 2 "user_version"
-    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state FROM tasks' >/dev/null ||
-        fail "no notify_state column after the upgrade"
+    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 3 "user_version"
+    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state, after, parent, group_spec FROM tasks' \
+        >/dev/null || fail "no notify_state or group column after the upgrade"
+}
+
+# A database of schema 2 (before dependencies and groups) gains their
+# columns in place: its tasks come back, and new ones keep their links.
+case_a_schema_2_database_is_upgraded_in_place() {
+    local conf a col
+    conf=$(storage_conf "$CASE_TMP/state" full)
+    start_daemon "$conf"
+    create '{"kind":"sleep","name":"old","args":{"seconds":0,"result":"kept"}}'; a=$ID
+    await_state "$a" succeeded
+    stop_daemon
+    for col in after parent group_spec; do
+        sqlite3 "$CASE_TMP/state/state.db" "ALTER TABLE tasks DROP COLUMN $col" ||
+            fail "sqlite3 cannot drop $col"
+    done
+    sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version = 2'
+    start_daemon "$conf"
+    req GET /v1/tasks/$a
+    assert_status 200
+    assert_jq '[.name, .state, .result, .after, .parent]' '["old","succeeded","kept",[],null]'
+    create "{\"kind\":\"sleep\",\"args\":{\"seconds\":0},\"after\":[\"$a\"]}"
+    await_state "$ID" succeeded
+    stop_daemon
+    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 3 "user_version"
+    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" "SELECT after FROM tasks WHERE id = '$ID'")" \
+        "[\"$a\"]" "the after column"
 }
 
 case_sync_normal_keeps_tasks_across_sigterm_and_kill_9() {
