@@ -733,7 +733,10 @@ static int build_task(aw_engine_t *e, const aw_task_spec_t *spec, aw_task_t **ou
     json_t *empty = NULL, *args = spec->args;
     if (!args && !(args = empty = json_object()))
         return -ENOMEM;
-    aw_task_t *t = aw__task_new(ks->kind, q, args, spec->timeout_ms);
+    /* A group keeps its children's bodies without their notify headers. */
+    json_t *kept = ks->kind == &aw_kind_group ? aw__group_args_kept(args) : json_incref(args);
+    aw_task_t *t = kept ? aw__task_new(ks->kind, q, kept, spec->timeout_ms) : NULL;
+    json_decref(kept);
     if (t && bd->n == bd->cap) {
         size_t cap = bd->cap ? bd->cap * 2 : 4;
         aw_task_t **a = realloc(bd->tasks, cap * sizeof *a);

@@ -104,6 +104,28 @@ static int group_prepare(aw_engine_t *e, aw_task_t *t, json_t *args, char *err, 
     return 0;
 }
 
+static void strip_notify_headers(json_t *args)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(args, "tasks"), i, c) {
+        json_t *n = json_object_get(c, "notify");
+        if (json_is_object(n) && json_object_get(n, "headers"))
+            json_object_del(n, "headers");
+        json_t *k = json_object_get(c, "kind");
+        if (json_is_string(k) && strcmp(json_string_value(k), "group") == 0)
+            strip_notify_headers(json_object_get(c, "args"));
+    }
+}
+
+json_t *aw__group_args_kept(json_t *args)
+{
+    json_t *copy = json_deep_copy(args);
+    if (copy)
+        strip_notify_headers(copy);
+    return copy;
+}
+
 int aw__group_spec_write(aw_task_t *t)
 {
     aw_task_links_t *l = aw_task_links(t);

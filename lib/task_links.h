@@ -98,6 +98,11 @@ aw_dep_edge_t *aw__links_take_dependents(aw_task_t *t);
  * limits (max_group_tasks, AW_GROUP_MAX_DEPTH). */
 int  aw__group_build_child(struct aw_engine *e, aw_task_t *group, json_t *body,
                            aw_task_t **child, char *err, size_t errlen);
+/* The args a group keeps and shows: its create's, except that each
+ * child's (and grandchild's) notify keeps only its url, for its headers
+ * may hold the receiver's credentials (the task object never shows them).
+ * Returns a new reference, or NULL on ENOMEM. */
+json_t *aw__group_args_kept(json_t *args);
 /* Whether a prepare runs for a create (true) or a restart (false: the
  * children are read back from their own records). */
 bool aw__engine_building(const struct aw_engine *e);

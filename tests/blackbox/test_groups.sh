@@ -23,7 +23,10 @@ max_group_tasks = 150
 [queue:jobs]
 concurrency = 2
 [queue:one]
-concurrency = 1'
+concurrency = 1
+[notify]
+allow = 127.0.0.1:9
+max_attempts = 1'
 
 start_main_daemon "$GROUPS_CONF"
 
@@ -64,8 +67,10 @@ ms_of() {
 }
 
 case_taskgroup_one_failure_cancels_running_siblings_within_100ms() {
+    # The jobs start at the create's commit, the failing sleep at once: a
+    # second leaves them time to be running on a loaded machine.
     create "$(group all "$(sh_job 'sleep 30')" "$(sh_job 'sleep 30')" \
-        "$(sleep_fail 0.3 boom)" "$(sleep_ok 30 1)")"
+        "$(sleep_fail 1 boom)" "$(sleep_ok 30 1)")"
     local g=$ID
     wait_done "$g"
     assert_jq .state failed
@@ -112,7 +117,7 @@ case_gather_results_in_order_and_settle_keeps_every_outcome() {
 case_race_returns_the_fastest_and_sigterms_the_rest() {
     local mark=$CASE_TMP/term
     create "$(group race "$(sh_job "trap 'echo TERM >$mark; exit 0' TERM; sleep 30 & wait")" \
-        "$(sleep_ok 0.5 '"fast"')" "$(sleep_ok 30 '"slow"')")"
+        "$(sleep_ok 1.5 '"fast"')" "$(sleep_ok 30 '"slow"')")"
     local g=$ID
     wait_done "$g"
     assert_jq .state succeeded
@@ -210,7 +215,8 @@ case_nested_groups() {
 }
 
 case_after_waits_for_success_and_fails_on_a_failed_dependency() {
-    create "$(sleep_ok 0.3 '"a"')"
+    # Long enough for b's create to find a still running on a loaded machine.
+    create "$(sleep_ok 2 '"a"')"
     local a=$ID
     create "$(jq -c --arg a "$a" '.after = [$a]' <<<"$(sleep_ok 0 '"b"')")"
     local b=$ID
@@ -296,6 +302,23 @@ case_bad_input_creates_nothing() {
     wait_done "$ID"
     assert_jq .state succeeded
     assert_jq .result '[[[[[[[[1]]]]]]]]'
+}
+
+# A child's notify headers may hold the receiver's credentials: neither the
+# child nor the group's args show them.
+case_children_notify_headers_are_not_shown() {
+    local child='{"kind":"sleep","args":{"seconds":0},"notify":{"url":"http://127.0.0.1:9/hook","headers":{"Authorization":"Bearer s3cret"}}}'
+    create "$(group all "$child" "$(group all "$child")")"
+    local g=$ID
+    assert_jq 'tostring | contains("s3cret")' false
+    assert_jq '.args.tasks[0].notify' '{"url":"http://127.0.0.1:9/hook"}'
+    children "$g"
+    local ids=($CHILDREN)
+    req GET "/v1/tasks/${ids[0]}"
+    assert_jq .notify.url http://127.0.0.1:9/hook
+    assert_jq 'tostring | contains("s3cret")' false
+    req GET "/v1/tasks/${ids[1]}"
+    assert_jq 'tostring | contains("s3cret")' false
 }
 
 case_list_by_parent_in_order_with_paging() {
