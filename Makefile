@@ -51,7 +51,8 @@ LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c
             lib/task_json.c lib/restore.c lib/kind_sleep.c lib/kind_http.c lib/kind_exec.c \
             lib/child.c lib/utf8.c lib/task_record.c lib/store.c lib/task_list.c \
             lib/siphash.c lib/json_text.c lib/net_allow.c lib/curl_loop.c \
-            lib/notify.c lib/task_fields.c lib/rfc3339.c lib/retry.c
+            lib/notify.c lib/task_fields.c lib/rfc3339.c lib/retry.c lib/task_links.c \
+            lib/task_spec.c lib/kind_group.c
 DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c daemon/edge.c daemon/ui.c \
                daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c \
                daemon/tls.c daemon/unix_socket.c

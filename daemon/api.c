@@ -23,6 +23,8 @@
 #include "queue.h"
 #include "rfc3339.h"
 #include "task_json.h"
+#include "task_links.h"
+#include "task_spec.h"
 #include "ui.h"
 #include "task_list.h"
 #include "task_fields.h"
@@ -446,54 +448,44 @@ static int optional_string(struct http_ctx *x, json_t *o, const char *key, const
     return 0;
 }
 
-/* About 100 years: a delay past it is a mistake, not a plan (and its
- * milliseconds stay far from overflowing). */
-#define MAX_DELAY_SECONDS 3.2e9
-
-/* The scheduling fields of a create (contract "Scheduling"): "priority",
- * and "delay" or "start_at" into spec->not_before. Answers 400 itself. */
+/* The scheduling fields of a create (contract "Scheduling"), read by
+ * lib's task_spec.c, as a group's children are. Answers 400 itself. */
 static int parse_schedule(struct http_ctx *x, json_t *root, aw_task_spec_t *spec)
 {
-    json_t *priority = json_object_get(root, "priority");
-    json_t *delay = json_object_get(root, "delay");
-    json_t *start_at = json_object_get(root, "start_at");
     char msg[ERR_SIZE];
-    if (priority && !json_is_null(priority)) {
-        json_int_t p = json_integer_value(priority);
-        if (!json_is_integer(priority) || p < AW_PRIORITY_MIN || p > AW_PRIORITY_MAX) {
-            snprintf(msg, sizeof msg, "priority must be an integer from %d to %d",
-                     AW_PRIORITY_MIN, AW_PRIORITY_MAX);
-            http_reply_error(x, AW_EINVAL, msg);
-            return -1;
-        }
-        spec->priority = (int)p;
-    }
-    bool has_delay = delay && !json_is_null(delay);
-    bool has_start = start_at && !json_is_null(start_at);
-    if (has_delay && has_start) {
-        http_reply_error(x, AW_EINVAL, "give delay or start_at, not both");
+    if (aw_task_spec_schedule(root, spec, msg, sizeof msg) < 0) {
+        http_reply_error(x, AW_EINVAL, msg);
         return -1;
     }
-    if (has_delay) {
-        double s = json_number_value(delay);
-        if (!json_is_number(delay) || !isfinite(s) || s < 0 || s > MAX_DELAY_SECONDS) {
-            http_reply_error(x, AW_EINVAL,
-                             "delay must be a number of seconds, 0 or more (at most 3.2e9)");
-            return -1;
-        }
-        spec->not_before = aw_clock_wall_ms() + aw_seconds_to_ms(s);
-    }
-    if (has_start) {
-        int64_t ms = 0;
-        if (!json_is_string(start_at) ||
-            aw_rfc3339_parse(json_string_value(start_at), &ms) < 0 || ms <= 0) {
-            http_reply_error(x, AW_EINVAL, "start_at must be an RFC 3339 date-time after "
-                             "1970, e.g. \"2026-11-24T21:55:44.123Z\"");
-            return -1;
-        }
-        spec->not_before = ms;
-    }
     return 0;
+}
+
+/* A group's children need the scopes their kinds need, as if each were
+ * created alone (a token without exec may not run a program through a
+ * group). Answers 403 itself when one is missing. */
+static bool group_scopes_ok(struct http_ctx *x, const char *kind, json_t *args)
+{
+    json_t *tasks = strcmp(kind, "group") == 0 ? json_object_get(args, "tasks") : NULL;
+    size_t i;
+    json_t *child;
+    json_array_foreach(tasks, i, child) {
+        json_t *k = json_object_get(child, "kind");
+        if (!json_is_string(k))
+            continue;                   /* the engine refuses it with a 400 */
+        const char *scope;
+        unsigned need = edge_kind_scope(json_string_value(k), &scope);
+        if (need && !(x->scopes & need)) {
+            char err[ERR_SIZE];
+            x->scope_needed = scope;
+            snprintf(err, sizeof err, "creating a task of kind '%s' needs the '%s' scope",
+                     json_string_value(k), scope);
+            http_reply_error(x, HTTP_ESCOPE, err);
+            return false;
+        }
+        if (!group_scopes_ok(x, json_string_value(k), json_object_get(child, "args")))
+            return false;
+    }
+    return true;
 }
 
 static void post_tasks(struct http_ctx *x)
@@ -545,6 +537,9 @@ static void post_tasks(struct http_ctx *x)
     spec.args = json_is_object(args) ? args : NULL;
     spec.notify = json_object_get(root, "notify");
     spec.retry = json_object_get(root, "retry");
+    spec.after = json_object_get(root, "after");
+    if (!group_scopes_ok(x, spec.kind, spec.args))
+        goto out;
     if (optional_string(x, root, "name", &spec.name) < 0 ||
         optional_string(x, root, "queue", &spec.queue) < 0)
         goto out;
@@ -614,7 +609,8 @@ static void get_tasks(struct http_ctx *x)
     const char *kind = http_query(x, "kind"), *queue = http_query(x, "queue");
     const char *after = http_query(x, "after");
     const char *order = http_query(x, "order"), *fields_s = http_query(x, "fields");
-    aw_task_filter_t f = { .kind = kind, .queue = queue, .name = http_query(x, "name") };
+    aw_task_filter_t f = { .kind = kind, .queue = queue, .name = http_query(x, "name"),
+                           .parent = http_query(x, "parent") };
     aw_task_fields_t fields = 0;
     if (order && strcmp(order, "asc") != 0) {
         if (strcmp(order, "desc") != 0) {
@@ -687,6 +683,9 @@ static void delete_task(struct http_ctx *x, const char *id)
     aw_engine_t *e = http_engine(x->srv);
     if (!aw_task_done(t)) {
         http_reply_error(x, AW_EACTIVE, "the task is still active; cancel it first");
+    } else if (aw_task_in_active_group(t)) {
+        http_reply_error(x, AW_EACTIVE, "the task's group is still active: delete the group "
+                         "once it has finished (its children go with it)");
     } else if (http_store(x->srv)) {
         if (refuse_if_failing(x))
             return;

@@ -98,6 +98,7 @@ static const struct key {
     { "tasks",  "retention_seconds", T_SECONDS,          OFF(retention_seconds), 0, "3600" },
     { "tasks",  "max_task_bytes",    T_U64,              OFF(max_task_bytes),    0, "1073741824" },
     { "tasks",  "max_result_bytes",  T_U64,              OFF(max_result_bytes),  0, "1048576" },
+    { "tasks",  "max_group_tasks",   T_U64,              OFF(max_group_tasks),   1, "1000" },
     { "tasks",  "max_wait_seconds",  T_SECONDS_POSITIVE, OFF(max_wait_seconds),  0, "300" },
     { "tasks",  "max_wait_ids",      T_U32,              OFF(max_wait_ids),      1, "1000" },
     { "kinds",  "sleep",             T_BOOL,             OFF(kind_sleep),        0, "true" },

@@ -67,6 +67,7 @@ struct config {
     uint64_t max_tasks;             /* unfinished tasks */
     uint64_t max_task_bytes;        /* every held task together; 0 = no budget */
     uint64_t max_result_bytes;      /* one task's result; 0 = no cap */
+    uint64_t max_group_tasks;       /* tasks in one group, nested ones counted */
     size_t   max_list_bytes;        /* one GET /v1/tasks answer (its first task aside) */
     uint32_t max_list_scan;         /* tasks one list page looks at */
     double   retention_seconds;

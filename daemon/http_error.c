@@ -16,6 +16,7 @@ static const struct http_error table[] = {
     { AW_EKIND,           400, "unknown_kind", "unknown task kind" },
     { AW_EQUEUE,          400, "unknown_queue", "unknown queue" },
     { AW_ENOOUTPUT,       400, "no_output", "this task kind keeps no output" },
+    { AW_EDEPENDENCY,     400, "unknown_dependency", "after names a task that does not exist" },
     { HTTP_EUNAUTHORIZED, 401, "unauthorized", "missing or wrong bearer token" },
     { HTTP_EORIGIN,       403, "origin", "requests from this web origin are refused (not the daemon's own, not in cors_origins)" },
     { HTTP_ESCOPE,        403, "insufficient_scope", "the token lacks the scope this request needs" },

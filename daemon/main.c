@@ -376,6 +376,9 @@ static int register_engine(aw_engine_t *e, const struct config *c)
     int rc = aw_engine_add_kind(e, &aw_kind_sleep, c->kind_sleep);
     if (!rc) rc = aw_engine_add_kind(e, &aw_kind_exec, c->kind_exec);
     if (!rc) rc = aw_engine_add_kind(e, &aw_kind_http, c->kind_http);
+    /* Always on: a group runs nothing itself; each child's kind is
+     * checked as if it were created alone. */
+    if (!rc) rc = aw_engine_add_kind(e, &aw_kind_group, true);
     for (size_t i = 0; !rc && i < c->nqueues; i++)
         rc = aw_engine_set_queue(e, c->queues[i].name, c->queues[i].concurrency);
     return rc;
@@ -684,6 +687,7 @@ static void reload(struct app *app)
         .retention_ms = (int64_t)(next.retention_seconds * 1000),
         .max_task_bytes = next.max_task_bytes,
         .max_result_bytes = next.max_result_bytes,
+        .max_group_tasks = next.max_group_tasks,
     };
     aw_engine_set_limits(app->engine, &lim);
     log_set_level(next.log_level);
@@ -852,6 +856,7 @@ int main(int argc, char **argv)
         .retention_ms = (int64_t)(cfg.retention_seconds * 1000),
         .max_task_bytes = cfg.max_task_bytes,
         .max_result_bytes = cfg.max_result_bytes,
+        .max_group_tasks = cfg.max_group_tasks,
     };
     app.base = event_base_new();
     app.engine = app.base ? aw_engine_new(app.base, &lim) : NULL;

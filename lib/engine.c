@@ -50,6 +50,8 @@
 #include "json_text.h"
 #include "errors.h"
 #include "retry.h"
+#include "task_links.h"
+#include "task_spec.h"
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -365,6 +367,10 @@ uint64_t aw_task_bytes(const aw_task_t *t)
     if (aw_task_retry(t))
         n += sizeof *t->extra->retry + str_bytes(t->extra->retry->policy) +
              str_bytes(t->extra->retry->last_error_message);
+    const aw_task_links_t *l = aw_task_links(t);
+    if (l)
+        n += sizeof *l + l->nedges * sizeof l->edges[0] + str_bytes(l->after) +
+             str_bytes(l->group_spec) + l->nchildren * sizeof *l->children;
     if (t->kind && t->kind->bytes)
         n += t->kind->bytes(t);
     return n;
@@ -441,7 +447,8 @@ static void start_task(aw_engine_t *e, aw_task_t *t)
         return;
     set_state(e, t, AW_RUNNING);
     t->started_at = aw_clock_wall_ms();
-    t->queue->running++;
+    if (!t->kind->no_slot)              /* a group takes no slot */
+        t->queue->running++;
     if (t->timeout_ms >= 0) {
         t->timeout_at = aw_clock_mono_ms() + t->timeout_ms;
         /* On -ENOMEM the timeout cannot be kept; the task still runs. */
@@ -514,6 +521,8 @@ static bool retry_attempt(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
     return true;
 }
 
+static void links_done(aw_engine_t *e, aw_task_t *t, bool was_running);
+
 static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
                    aw_error_type_t type, const char *message, char *result)
 {
@@ -538,10 +547,12 @@ static void finish(aw_engine_t *e, aw_task_t *t, aw_task_state_t s,
     aw__engine_arm(e);
     observe(e, t);
     aw__waiters_task_done(e, t);
-    if (was_running) {
+    if (was_running && !t->kind->no_slot) {
         t->queue->running--;
         dispatch(e, t->queue);
     }
+    if (aw_task_links(t))
+        links_done(e, t, was_running);
     aw_task_unref(t);
 }
 
@@ -621,6 +632,107 @@ static void unqueue(aw_engine_t *e, aw_task_t *t)
         t->queue->ndelayed--;
         aw__engine_arm(e);
     }
+}
+
+/* ---- links between tasks (task_links.h) ---- */
+
+static bool task_blocked(const aw_task_t *t)
+{
+    const aw_task_links_t *l = aw_task_links(t);
+    return l && l->blocked;
+}
+
+void aw__engine_runnable(aw_engine_t *e, aw_task_t *t)
+{
+    if (t->kind->no_slot) {
+        /* A group starts at once, wherever its queue stands; not while
+         * the tasks are read back (end_restore starts it) or the daemon
+         * stops (the next start takes it up). */
+        if (!e->restoring && !e->stopping)
+            start_task(e, t);
+        return;
+    }
+    if (t->held && t->kind->start_after_commit)
+        return;                         /* aw_task_release queues it */
+    aw__engine_enqueue(e, t);           /* now, or at its not_before */
+    dispatch(e, t->queue);
+}
+
+void aw__task_unblock(aw_engine_t *e, aw_task_t *t)
+{
+    aw_task_links_t *l = aw_task_links(t);
+    if (l && l->blocked && --l->blocked == 0 && t->listed && t->state == AW_PENDING)
+        aw__engine_runnable(e, t);
+}
+
+static void fail_dependency(aw_engine_t *e, aw_task_t *t, const aw_task_t *d)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "dependency %s ended %s", d->id, aw_task_state_name(d->state));
+    finish(e, t, AW_FAILED, AW_ERR_DEPENDENCY, msg, NULL);
+}
+
+/* d has ended: each task waiting for it hears it at once, in the same
+ * call. The edges go through one FIFO, worked off by the outermost call:
+ * a failure that runs down a chain of a million `after`s (each dependent
+ * fails, which fails its own dependents) then costs no stack depth. */
+static void wake_dependents(aw_engine_t *e, aw_task_t *d)
+{
+    aw_dep_edge_t *x = aw__links_take_dependents(d), *last = x;
+    if (!x)
+        return;
+    for (aw_dep_edge_t *y = x; y; y = y->next) {
+        aw_task_ref(d);                 /* one per edge, until it is told */
+        last = y;
+    }
+    if (e->wake_tail)
+        e->wake_tail->next = x;
+    else
+        e->wake_head = x;
+    e->wake_tail = last;
+    if (e->waking)
+        return;
+    e->waking = true;
+    while ((x = e->wake_head)) {
+        if (!(e->wake_head = x->next))
+            e->wake_tail = NULL;
+        x->next = NULL;
+        aw_task_t *t = x->task, *dep = x->dep;  /* both referenced */
+        x->dep = NULL;
+        if (t->listed && t->state == AW_PENDING) {
+            if (dep->state != AW_SUCCEEDED)
+                fail_dependency(e, t, dep);
+            else
+                aw__task_unblock(e, t);
+        }
+        aw_task_unref(t);
+        aw_task_unref(dep);
+    }
+    e->waking = false;
+}
+
+/* Cancels t's children that are still active (a group that ended before
+ * it started: its children never left pending, so this is at once). */
+static void cancel_children(aw_engine_t *e, aw_task_t *t)
+{
+    aw_task_links_t *l = aw_task_links(t);
+    for (uint32_t i = 0; i < l->nchildren; i++)
+        if (l->children[i] && !aw_task_done(l->children[i]))
+            aw_task_cancel(e, l->children[i]);
+}
+
+/* t has ended: what hangs on it hears it, children and dependents down,
+ * the group up (not while the tasks are read back: the group's resume
+ * recounts its children then). */
+static void links_done(aw_engine_t *e, aw_task_t *t, bool was_running)
+{
+    aw_task_links_t *l = aw_task_links(t);
+    if (!was_running && l->nchildren)
+        cancel_children(e, t);
+    wake_dependents(e, t);
+    aw_task_t *p = l->parent;
+    if (p && p->listed && !aw_task_done(p) && !e->restoring && p->kind->child_done)
+        p->kind->child_done(e, p, t);
 }
 
 void aw_task_succeed(aw_engine_t *e, aw_task_t *t, char *result)
@@ -710,9 +822,84 @@ int aw__engine_admit(aw_engine_t *e, aw_task_t *t)
     return 0;
 }
 
-int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
-                   aw_task_t **out, char *err, size_t errlen)
+/* ---- creates: one task, or a group with all its children at once ---- */
+
+/* The create in progress (e->build): every task it made, in preorder (a
+ * group before its children), each referenced by the list. None is in
+ * the table until every one of them has passed every check, so that a
+ * refused create leaves nothing, not even some of a group's children. */
+struct aw_build {
+    aw_task_t **tasks;
+    size_t      n, cap;
+    uint32_t    depth;              /* groups enclosing the task being made */
+};
+
+static void build_drop(struct aw_build *b)
 {
+    for (size_t i = 0; i < b->n; i++)
+        aw_task_unref(b->tasks[i]);
+    free(b->tasks);
+}
+
+bool aw__engine_building(const aw_engine_t *e)
+{
+    return e->build != NULL;
+}
+
+/* Checks spec->after: an array of ids of tasks that exist now (held
+ * creates do not count: they may still be refused). Each entry gets an
+ * edge, linked only once the create succeeds. */
+static int set_after(aw_engine_t *e, aw_task_t *t, json_t *after, char *err, size_t errlen)
+{
+    if (!after || json_is_null(after))
+        return 0;
+    if (!json_is_array(after)) {
+        snprintf(err, errlen, "after must be an array of task ids");
+        return AW_EINVAL;
+    }
+    size_t n = json_array_size(after);
+    if (n == 0)
+        return 0;
+    if (n > UINT32_MAX || aw__links_ensure(t, (uint32_t)n) < 0)
+        return -ENOMEM;
+    aw_task_links_t *l = aw_task_links(t);
+    aw_buf_t b;
+    aw_buf_init(&b);
+    aw_buf_addc(&b, '[');
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(after, i);
+        aw_task_t *d = json_is_string(v) ? aw_task_find(e, json_string_value(v)) : NULL;
+        if (!json_is_string(v)) {
+            snprintf(err, errlen, "after[%zu] must be a task id", i);
+            aw_buf_close(&b);
+            return AW_EINVAL;
+        }
+        if (!d) {
+            snprintf(err, errlen, "after[%zu]: unknown dependency '%.64s'", i,
+                     json_string_value(v));
+            aw_buf_close(&b);
+            return AW_EDEPENDENCY;
+        }
+        if (aw__links_ensure(d, 0) < 0) {
+            aw_buf_close(&b);
+            return -ENOMEM;
+        }
+        l->edges[i].dep = d;
+        aw_buf_printf(&b, "%s\"%s\"", i ? "," : "", d->id);
+    }
+    aw_buf_addc(&b, ']');
+    if (!(l->after = aw_buf_steal(&b, NULL)))
+        return -ENOMEM;
+    return 0;
+}
+
+/* Makes one task of a create (and, through its kind's prepare, a group's
+ * children), adding it to e->build. On error it stays in the list, which
+ * the caller drops. */
+static int build_task(aw_engine_t *e, const aw_task_spec_t *spec, aw_task_t **out,
+                      char *err, size_t errlen)
+{
+    struct aw_build *bd = e->build;
     aw_kind_stats_t *ks = aw__engine_find_kind(e, spec->kind);
     if (!ks) {
         snprintf(err, errlen, "unknown kind '%s'", spec->kind);
@@ -726,12 +913,28 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
     json_t *empty = NULL, *args = spec->args;
     if (!args && !(args = empty = json_object()))
         return -ENOMEM;
-    aw_task_t *t = aw__task_new(ks->kind, q, args, spec->timeout_ms);
-    if (!t) {
+    /* A group keeps its children's bodies without their notify headers. */
+    json_t *kept = ks->kind == &aw_kind_group ? aw__group_args_kept(args) : json_incref(args);
+    aw_task_t *t = kept ? aw__task_new(ks->kind, q, kept, spec->timeout_ms) : NULL;
+    json_decref(kept);
+    if (t && bd->n == bd->cap) {
+        size_t cap = bd->cap ? bd->cap * 2 : 4;
+        aw_task_t **a = realloc(bd->tasks, cap * sizeof *a);
+        if (a) {
+            bd->tasks = a;
+            bd->cap = cap;
+        }
+    }
+    if (!t || bd->n == bd->cap) {
+        if (t)
+            aw_task_unref(t);
         json_decref(empty);
         return -ENOMEM;
     }
-    int rc = ks->kind->prepare(e, t, args, err, errlen);
+    bd->tasks[bd->n++] = t;             /* before prepare: a group's children follow it */
+    int rc = set_after(e, t, spec->after, err, errlen);
+    if (rc == 0)
+        rc = ks->kind->prepare(e, t, args, err, errlen);
     if ((rc == 0 || rc == AW_EFORBIDDEN) && !ks->enabled)
         rc = AW_EDISABLED;
     if (rc == AW_EDISABLED)
@@ -740,24 +943,6 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
         rc = set_notify(e, t, spec->notify, err, errlen);
     if (rc == 0 && spec->retry && !json_is_null(spec->retry))
         rc = set_retry(t, spec->retry, err, errlen);
-    if (rc == 0 && e->limits.max_tasks && e->unfinished >= e->limits.max_tasks) {
-        snprintf(err, errlen, "the daemon holds its maximum of %llu unfinished tasks",
-                 (unsigned long long)e->limits.max_tasks);
-        rc = AW_ECAPACITY;
-    }
-    if (rc == 0)
-        rc = aw__task_set_string(t, AW_TASK_NAME, spec->name);
-    if (rc == 0)
-        rc = aw__task_set_string(t, AW_TASK_IDEMPOTENCY_KEY, spec->idempotency_key);
-    /* Last, when every string it keeps is set: the budget counts them. */
-    if (rc == 0 && e->limits.max_task_bytes &&
-        e->stats.held_bytes + aw_task_bytes(t) > e->limits.max_task_bytes) {
-        snprintf(err, errlen, "the tasks held take %llu bytes of the %llu of max_task_bytes; "
-                 "delete finished tasks or retry later",
-                 (unsigned long long)e->stats.held_bytes,
-                 (unsigned long long)e->limits.max_task_bytes);
-        rc = AW_EBUDGET;
-    }
     if (rc == 0 && (spec->priority < AW_PRIORITY_MIN || spec->priority > AW_PRIORITY_MAX)) {
         snprintf(err, errlen, "priority must be an integer from %d to %d",
                  AW_PRIORITY_MIN, AW_PRIORITY_MAX);
@@ -769,23 +954,164 @@ int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
     }
     if (rc == 0)
         rc = aw__task_set_not_before(t, spec->not_before);
-    json_decref(empty);
-    if (rc < 0) {
-        aw_task_unref(t);
-        return rc;
-    }
     t->priority = (int8_t)spec->priority;
-    aw_task_id_next(&e->ids, aw_clock_wall_ms(), t->id);
-    t->held = spec->hold;
-    if ((rc = aw__engine_admit(e, t)) < 0)
-        return rc;
-    ks->created++;
-    aw__engine_notify(e, AW_TASK_CREATED, t);  /* pending, before dispatch may start it */
-    if (!(t->held && t->kind->start_after_commit)) {
-        aw__engine_enqueue(e, t);
-        dispatch(e, q);
-    }
+    if (rc == 0)
+        rc = aw__task_set_string(t, AW_TASK_NAME, spec->name);
+    if (rc == 0)
+        rc = aw__task_set_string(t, AW_TASK_IDEMPOTENCY_KEY, spec->idempotency_key);
+    json_decref(empty);
     *out = t;
+    return rc;
+}
+
+int aw__group_build_child(aw_engine_t *e, aw_task_t *group, json_t *body,
+                          aw_task_t **child, char *err, size_t errlen)
+{
+    struct aw_build *bd = e->build;
+    aw_task_spec_t spec;
+    int rc = aw_task_spec_parse(body, &spec, err, errlen);
+    if (rc)
+        return rc;
+    if (e->limits.max_group_tasks && bd->n > e->limits.max_group_tasks) {
+        snprintf(err, errlen, "a group holds at most %llu tasks in all (max_group_tasks), "
+                 "its nested groups' children counted",
+                 (unsigned long long)e->limits.max_group_tasks);
+        return AW_EINVAL;
+    }
+    if (strcmp(spec.kind, aw_kind_group.name) == 0 && bd->depth + 1 >= AW_GROUP_MAX_DEPTH) {
+        snprintf(err, errlen, "groups nest at most %d deep", AW_GROUP_MAX_DEPTH);
+        return AW_EINVAL;
+    }
+    bd->depth++;
+    rc = build_task(e, &spec, child, err, errlen);
+    bd->depth--;
+    if (rc == 0 && (rc = aw__links_ensure(*child, 0)) == 0)
+        aw_task_links(*child)->parent = group;
+    return rc;
+}
+
+/* Undoes aw__engine_admit of a task no one has seen yet. */
+static void unadmit(aw_engine_t *e, aw_task_t *t)
+{
+    e->stats.held[t->state]--;
+    e->unfinished--;
+    uncount(e, t);
+    aw__table_remove(&e->table, t);
+}
+
+/* The edges of a new task: linked into the dependencies that are still
+ * active, each of which blocks it; a child is blocked by its group too.
+ * An edge to a dependency that has ended keeps a reference on it until
+ * the create looks at it (failed_dependency). */
+static void link_new(aw_task_t *t)
+{
+    aw_task_links_t *l = aw_task_links(t);
+    if (!l)
+        return;
+    for (uint32_t i = 0; i < l->nedges; i++) {
+        aw_task_t *d = l->edges[i].dep;
+        if (!aw_task_done(d)) {
+            aw__links_attach(t, i, d);
+            l->blocked++;
+        } else {
+            aw_task_ref(d);
+        }
+    }
+    if (l->parent)
+        l->blocked++;
+}
+
+/* The first dependency of a new task that had ended otherwise already
+ * (referenced: the caller unrefs it), or NULL; the edges forget them. */
+static aw_task_t *failed_dependency(aw_task_t *t)
+{
+    aw_task_links_t *l = aw_task_links(t);
+    aw_task_t *failed = NULL;
+    for (uint32_t i = 0; l && i < l->nedges; i++) {
+        aw_dep_edge_t *x = &l->edges[i];
+        if (x->linked || !x->dep)
+            continue;
+        if (!failed && x->dep->state != AW_SUCCEEDED)
+            failed = x->dep;
+        else
+            aw_task_unref(x->dep);
+        x->dep = NULL;
+    }
+    return failed;
+}
+
+int aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
+                   aw_task_t **out, char *err, size_t errlen)
+{
+    struct aw_build bd = { 0 };
+    aw_task_t *t = NULL;
+    e->build = &bd;
+    int rc = build_task(e, spec, &t, err, errlen);
+    e->build = NULL;
+    if (rc == 0 && e->limits.max_tasks && e->unfinished + bd.n > e->limits.max_tasks) {
+        snprintf(err, errlen, "the daemon holds its maximum of %llu unfinished tasks",
+                 (unsigned long long)e->limits.max_tasks);
+        rc = AW_ECAPACITY;
+    }
+    /* Last, when every string it keeps is set: the budget counts them. */
+    uint64_t bytes = 0;
+    for (size_t i = 0; rc == 0 && i < bd.n; i++)
+        bytes += aw_task_bytes(bd.tasks[i]);
+    if (rc == 0 && e->limits.max_task_bytes &&
+        e->stats.held_bytes + bytes > e->limits.max_task_bytes) {
+        snprintf(err, errlen, "the tasks held take %llu bytes of the %llu of max_task_bytes; "
+                 "delete finished tasks or retry later",
+                 (unsigned long long)e->stats.held_bytes,
+                 (unsigned long long)e->limits.max_task_bytes);
+        rc = AW_EBUDGET;
+    }
+    for (size_t i = 0; rc == 0 && i < bd.n; i++) {
+        aw_task_id_next(&e->ids, aw_clock_wall_ms(), bd.tasks[i]->id);
+        bd.tasks[i]->held = spec->hold;
+    }
+    for (size_t i = 0; rc == 0 && i < bd.n; i++) {
+        aw_task_links_t *l = aw_task_links(bd.tasks[i]);
+        if (l && l->parent)
+            memcpy(l->parent_id, l->parent->id, AW_TASK_ID_SIZE);
+        if (l && l->children)
+            rc = aw__group_spec_write(bd.tasks[i]);
+    }
+    size_t k = 0;
+    for (; rc == 0 && k < bd.n; k++) {
+        /* admit takes over a reference of its own, so that the list's
+         * stays valid if it fails, and keeps t alive through the loops
+         * below (a waiter's callback may forget a task that finishes). */
+        aw_task_ref(bd.tasks[k]);
+        if ((rc = aw__engine_admit(e, bd.tasks[k])) < 0)
+            break;
+    }
+    if (rc < 0) {
+        while (k-- > 0)
+            unadmit(e, bd.tasks[k]);
+        build_drop(&bd);
+        return rc;
+    }
+    /* From here on nothing can fail: the create is whole. */
+    for (size_t i = 0; i < bd.n; i++)
+        kind_stats(e, bd.tasks[i]->kind)->created++;
+    for (size_t i = 0; i < bd.n; i++) {
+        link_new(bd.tasks[i]);
+        /* pending, before dispatch may start it */
+        aw__engine_notify(e, AW_TASK_CREATED, bd.tasks[i]);
+    }
+    /* A dependency that had already ended otherwise fails the task now
+     * (its group hears it as of any child's end). */
+    for (size_t i = 0; i < bd.n; i++) {
+        aw_task_t *d = failed_dependency(bd.tasks[i]);
+        if (d && bd.tasks[i]->state == AW_PENDING)
+            fail_dependency(e, bd.tasks[i], d);
+        if (d)
+            aw_task_unref(d);
+    }
+    if (t->state == AW_PENDING && !task_blocked(t))
+        aw__engine_runnable(e, t);
+    *out = t;
+    build_drop(&bd);                    /* the loops' references; the table keeps its own */
     return 0;
 }
 
@@ -801,7 +1127,7 @@ void aw_task_release(aw_engine_t *e, aw_task_t *t)
     }
     /* No event: nothing about the task changed, its record was just
      * committed. A queued start reports running as usual. */
-    if (t->kind->start_after_commit && t->state == AW_PENDING) {
+    if (t->kind->start_after_commit && t->state == AW_PENDING && !task_blocked(t)) {
         aw__engine_enqueue(e, t);
         dispatch(e, t->queue);
     }
@@ -813,8 +1139,10 @@ void aw_task_discard(aw_engine_t *e, aw_task_t *t)
         return;
     aw_task_ref(t);
     aw_kind_stats_t *ks = kind_stats(e, t->kind);
-    unqueue(e, t);
-    if (t->state == AW_RUNNING) {
+    unqueue(e, t);                      /* wherever a pending task waits */
+    /* A group is discarded with its children (one create, one batch):
+     * it stops nothing itself. */
+    if (t->state == AW_RUNNING && !t->kind->no_slot) {
         /* Only kinds without outside effects run while held, and their
          * cancel stops them at once (a sleep drops its wake-up). */
         t->stop_reason = AW_STOP_CANCEL;
@@ -900,14 +1228,23 @@ int aw_task_cancel(aw_engine_t *e, aw_task_t *t)
 
 int aw_task_forget(aw_engine_t *e, aw_task_t *t)
 {
-    if (!aw_task_done(t))
+    /* A child waits for its group: the group's result is made of it. */
+    if (!aw_task_done(t) || aw_task_in_active_group(t))
         return AW_EACTIVE;
+    aw_task_ref(t);
     aw_heap_remove(&e->heap, &t->deadline);
     aw__engine_arm(e);
     e->stats.held[t->state]--;
     uncount(e, t);
     aw__engine_notify(e, AW_TASK_FORGOTTEN, t);
     aw__table_remove(&e->table, t);
+    /* Deleting a finished group deletes its children (all finished:
+     * a group ends only once every child has). */
+    aw_task_links_t *l = aw_task_links(t);
+    for (uint32_t i = 0; l && i < l->nchildren; i++)
+        if (l->children[i] && l->children[i]->listed)
+            aw_task_forget(e, l->children[i]);
+    aw_task_unref(t);
     return 0;
 }
 
@@ -918,6 +1255,11 @@ void aw_task_ask(aw_engine_t *e, aw_task_t *t, enum aw_ask what, bool on)
     else
         t->forget_asked = on;
     aw__engine_notify(e, AW_TASK_MARKED, t);
+    /* A group's delete is its children's too, committed in one batch. */
+    aw_task_links_t *l = aw_task_links(t);
+    for (uint32_t i = 0; what == AW_ASK_FORGET && l && i < l->nchildren; i++)
+        if (l->children[i] && l->children[i]->listed)
+            aw_task_ask(e, l->children[i], what, on);
 }
 
 void aw__task_fail_unstarted(aw_engine_t *e, aw_task_t *t, aw_error_type_t type,
@@ -956,7 +1298,8 @@ size_t aw_engine_interrupt_all(aw_engine_t *e)
         aw_task_t *next = t->next;
         if (next)
             aw_task_ref(next);
-        if (t->state == AW_RUNNING && stop_running(e, t, AW_STOP_INTERRUPT) == 1)
+        if (t->state == AW_RUNNING && !t->kind->no_slot &&
+            stop_running(e, t, AW_STOP_INTERRUPT) == 1)
             still_running++;
         aw_task_unref(t);
         t = next;
@@ -980,12 +1323,14 @@ static void task_due(aw_engine_t *e, aw_task_t *t, int64_t now)
         /* A held task's retention starts at its release: the client that
          * created it must still find it. A notification still being
          * delivered keeps its task (delivery is at least once): it is
-         * looked at again a minute later. */
+         * looked at again a minute later. A child waits for its group to
+         * finish before it goes. */
         const aw_task_notify_t *n = aw_task_notify(t);
         if (n && n->state == AW_NOTIFY_PENDING)
             aw_heap_set(&e->heap, &t->deadline, now + RETENTION_RECHECK_MS);
-        else if (!t->held)
-            aw_task_forget(e, t);
+        else if (!t->held && aw_task_forget(e, t) == AW_EACTIVE)
+            aw_heap_set(&e->heap, &t->deadline,
+                        now + (e->limits.retention_ms > 1000 ? e->limits.retention_ms : 1000));
         return;
     }
     if (t->state == AW_PENDING) {

@@ -41,6 +41,9 @@ typedef struct aw_engine_limits {
      * args.result is refused at create, AW_ETOOBIG; an exec job keeps at
      * most this many bytes of stdout and stderr together); 0 = unlimited. */
     uint64_t max_result_bytes;
+    /* The most tasks one group may hold, its nested groups' children
+     * counted ([tasks] max_group_tasks); 0 = unlimited. */
+    uint64_t max_group_tasks;
 } aw_engine_limits_t;
 
 typedef struct aw_task_spec {
@@ -58,6 +61,8 @@ typedef struct aw_task_spec {
     int64_t     not_before;     /* wall ms: stays pending until then; 0: none */
     json_t     *retry;          /* a retry policy (retry.h); NULL or JSON
                                    null: one attempt */
+    json_t     *after;          /* dependencies: an array of task ids
+                                   (task_links.h); NULL or JSON null: none */
 } aw_task_spec_t;
 
 typedef struct aw_kind_stats {

@@ -39,6 +39,11 @@ struct aw_engine {
     bool               restoring;   /* between begin_ and end_restore */
     aw_notify_check_fn notify_check;
     void              *notify_arg;
+    struct aw_build   *build;       /* the create in progress (engine.c) */
+    /* Dependents whose dependency ended, not yet told (engine.c
+     * wake_dependents): a FIFO through aw_dep_edge_t.next. */
+    struct aw_dep_edge *wake_head, *wake_tail;
+    bool               waking;
 };
 
 struct aw_listener {
@@ -79,6 +84,9 @@ void aw__task_fail_unstarted(aw_engine_t *e, aw_task_t *t, aw_error_type_t type,
 /* A pending task joins its queue at wall_at (its not_before; at once when
  * not later than now): a retry's backoff (engine.c). */
 void aw__task_requeue_at(aw_engine_t *e, aw_task_t *t, int64_t wall_at);
+/* A pending task whose blocks are gone: queued, or started at once when
+ * its kind takes no slot (restore.c uses it at end_restore). */
+void aw__engine_runnable(aw_engine_t *e, aw_task_t *t);
 /* waiter.c: a task the waiters hang on has finished. */
 void aw__waiters_task_done(aw_engine_t *e, aw_task_t *t);
 /* waiter.c: a waiter's deadline has come. */

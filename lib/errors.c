@@ -24,6 +24,7 @@ const char *aw_strerror(int code)
     case AW_EBUDGET:    return "held tasks take their whole memory budget";
     case AW_ETOOBIG:    return "result larger than max_result_bytes";
     case AW_ENOQUEUE:   return "no such queue";
+    case AW_EDEPENDENCY: return "unknown dependency";
     }
     return code < 0 && code > AW_EBASE ? strerror(-code) : "unknown error";
 }

@@ -26,6 +26,7 @@ enum {
     AW_EBUDGET,             /* held tasks take max_task_bytes already */
     AW_ETOOBIG,             /* a result larger than max_result_bytes */
     AW_ENOQUEUE,            /* no queue of that name (GET/POST /v1/queues/{name}) */
+    AW_EDEPENDENCY,         /* `after` names a task that does not exist */
     AW_ENOMEM_ = -12,       /* = -ENOMEM, listed here so the table names it */
 };
 

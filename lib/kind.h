@@ -97,10 +97,23 @@ typedef struct aw_kind {
      * has ended) ready for another start: a retry's next attempt. Without
      * it the engine releases kdata and runs prepare again. */
     void (*reset)(struct aw_engine *e, aw_task_t *t);
+    /* Set for kinds that only drive child tasks (group): such a task
+     * never takes a queue slot; it starts as soon as nothing blocks it
+     * (task_links.h) and is not stopped by aw_engine_interrupt_all (it
+     * ends when its children do, by its own rules). */
+    int  no_slot;
+    /* Optional: a child of t (task_links.h) has ended; t is not done.
+     * Called at once from the child's finish (never during a restore). */
+    void (*child_done)(struct aw_engine *e, aw_task_t *t, aw_task_t *child);
+    /* Optional: t was running when the daemon stopped and is read back
+     * (aw_engine_end_restore, after every task is): instead of ending
+     * interrupted, the kind takes it up again from its children's states. */
+    void (*resume)(struct aw_engine *e, aw_task_t *t);
 } aw_kind_t;
 
 extern const aw_kind_t aw_kind_sleep;
 extern const aw_kind_t aw_kind_exec;    /* kind_exec.c; its extras: kind_exec.h */
 extern const aw_kind_t aw_kind_http;    /* kind_http.c; its extras: kind_http.h */
+extern const aw_kind_t aw_kind_group;   /* kind_group.c: children, task_links.h */
 
 #endif

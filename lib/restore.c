@@ -35,7 +35,9 @@
 #include "clock.h"
 #include "engine_impl.h"
 #include "errors.h"
+#include "json_text.h"
 #include "retry.h"
+#include "task_links.h"
 
 /* A queue the configuration no longer has: the task still needs one, and
  * an unlimited one is what an operator who removed the limit expects. */
@@ -65,8 +67,109 @@ void aw_engine_begin_restore(aw_engine_t *e)
 void aw_engine_end_restore(aw_engine_t *e)
 {
     e->restoring = false;
+    /* Groups, in id order (a group before the groups inside it): a running
+     * one takes up its mode from its children's states, a pending one
+     * that nothing blocks starts (it takes no slot). */
+    aw_task_t *t = e->table.first;
+    if (t)
+        aw_task_ref(t);
+    while (t) {
+        aw_task_t *next = t->next;
+        if (next)
+            aw_task_ref(next);
+        const aw_task_links_t *l = aw_task_links(t);
+        if (t->listed && t->state == AW_RUNNING && t->kind->resume)
+            t->kind->resume(e, t);
+        else if (t->listed && t->state == AW_PENDING && t->kind->no_slot && !(l && l->blocked))
+            aw__engine_runnable(e, t);
+        aw_task_unref(t);
+        t = next;
+    }
     for (aw_queue_t *q = e->queues; q; q = q->next)
         aw__engine_dispatch(e, q);
+}
+
+/* The links of a stored task (task_links.h), before it is admitted: its
+ * after edges (to the dependencies still held; one that is gone ended
+ * and was forgotten, which it only could once it had succeeded or this
+ * task had ended), its place among its group's children, and a group's
+ * room for its children (each fills its slot as it is read back: ids
+ * grow with creation, so a group is always read before its children). */
+static int restore_links(aw_engine_t *e, aw_task_t *t, const aw_task_record_t *r)
+{
+    if (!r->after && !r->parent && !r->group_spec)
+        return 0;
+    json_t *after = r->after ? json_loads(r->after, 0, NULL) : NULL;
+    size_t n = json_array_size(after);
+    if (r->after && !json_is_array(after)) {
+        json_decref(after);
+        return AW_EINVAL;
+    }
+    int rc = n > UINT32_MAX ? AW_EINVAL : aw__links_ensure(t, (uint32_t)n);
+    aw_task_links_t *l = aw_task_links(t);
+    if (!rc && r->after && !(l->after = strdup(r->after)))
+        rc = -ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const char *id = json_string_value(json_array_get(after, i));
+        aw_task_t *d = id ? aw__table_find(&e->table, id) : NULL;
+        if (d && (rc = aw__links_ensure(d, 0)) == 0)
+            l->edges[i].dep = d;
+    }
+    json_decref(after);
+    if (!rc && r->parent && strlen(r->parent) == AW_TASK_ID_LEN) {
+        memcpy(l->parent_id, r->parent, AW_TASK_ID_LEN + 1);
+        aw_task_t *p = aw__table_find(&e->table, r->parent);
+        aw_task_links_t *pl = p ? aw_task_links(p) : NULL;
+        int k = pl ? aw__group_child_index(p, t->id) : -1;
+        if (k >= 0 && !pl->children[k]) {
+            pl->children[k] = t;
+            aw_task_ref(t);
+            l->parent = p;
+        }
+    }
+    if (!rc && r->group_spec) {
+        const char *text;
+        size_t len;
+        json_t *children = NULL;
+        if (!(l->group_spec = strdup(r->group_spec)))
+            rc = -ENOMEM;
+        else if (aw_json_member(r->group_spec, strlen(r->group_spec), "children", &text, &len))
+            children = json_loadb(text, len, 0, NULL);
+        size_t m = json_array_size(children);
+        json_decref(children);
+        if (!rc && m && !(l->children = calloc(m, sizeof *l->children)))
+            rc = -ENOMEM;
+        if (!rc)
+            l->nchildren = (uint32_t)m;
+    }
+    return rc;
+}
+
+/* A pending task read back: linked into the dependencies still active,
+ * and blocked by them and by its group if it holds it back. Returns the
+ * first dependency that already ended otherwise, or NULL. The edges of
+ * a task that is not pending are not linked. */
+static aw_task_t *restore_blocks(aw_task_t *t)
+{
+    aw_task_links_t *l = aw_task_links(t);
+    aw_task_t *failed = NULL;
+    for (uint32_t i = 0; l && i < l->nedges; i++) {
+        aw_dep_edge_t *x = &l->edges[i];
+        if (x->dep && t->state == AW_PENDING && !aw_task_done(x->dep)) {
+            aw__links_attach(t, i, x->dep);
+            l->blocked++;
+            continue;
+        }
+        if (x->dep && t->state == AW_PENDING && x->dep->state != AW_SUCCEEDED && !failed)
+            failed = x->dep;
+        x->dep = NULL;                  /* held by no reference: not kept */
+    }
+    if (l && l->parent && t->state == AW_PENDING) {
+        int k = aw__group_child_index(l->parent, t->id);
+        if (k >= 0 && aw__group_holds(l->parent, (uint32_t)k))
+            l->blocked++;
+    }
+    return failed;
 }
 
 int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out,
@@ -89,11 +192,12 @@ int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out
      * million finished tasks load without parsing a million objects. The
      * store wrote the text; a cheap look still refuses what is no object. */
     json_t *args = NULL;
-    if (r->state == AW_PENDING) {
+    bool resumes = r->state == AW_RUNNING && ks->kind->resume;
+    if (r->state == AW_PENDING || resumes) {
         json_error_t jerr;
         args = json_loads(r->args, 0, &jerr);
     }
-    if (r->args[0] != '{' || (r->state == AW_PENDING && !json_is_object(args))) {
+    if (r->args[0] != '{' || ((r->state == AW_PENDING || resumes) && !json_is_object(args))) {
         json_decref(args);
         snprintf(err, errlen, "task %s: args are not a JSON object", r->id);
         return AW_EINVAL;
@@ -159,6 +263,14 @@ int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out
         else if (prc < 0)
             snprintf(why, sizeof why, "not restarted: %s", kerr);
     }
+    if (!rc && resumes) {
+        char kerr[200] = "";
+        rc = ks->kind->prepare(e, t, args, kerr, sizeof kerr);
+        if (rc && rc != -ENOMEM)
+            snprintf(err, errlen, "task %s: %s", r->id, kerr);
+    }
+    if (!rc)
+        rc = restore_links(e, t, r);
     json_decref(args);
     if (rc) {
         aw_task_unref(t);
@@ -172,13 +284,27 @@ int aw_engine_restore(aw_engine_t *e, const aw_task_record_t *r, aw_task_t **out
     if (id_ms >= e->ids.last_ms)
         e->ids.last_ms = id_ms + 1;
 
+    aw_task_t *failed = restore_blocks(t);
+    const aw_task_links_t *l = aw_task_links(t);
     if (r->state == AW_PENDING && why[0]) {
         aw__task_fail_unstarted(e, t, AW_ERR_INTERRUPTED, why);
-    } else if (r->state == AW_PENDING && aw_task_retry(t) && aw_task_retry(t)->retry_at) {
-        /* The rest of its backoff, by the wall clock it was stored in. */
-        aw__task_requeue_at(e, t, aw_task_retry(t)->retry_at);
+    } else if (r->state == AW_PENDING && failed) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "dependency %s ended %s", failed->id,
+                 aw_task_state_name(failed->state));
+        aw__task_fail_unstarted(e, t, AW_ERR_DEPENDENCY, msg);
     } else if (r->state == AW_PENDING) {
-        aw__engine_enqueue(e, t);
+        /* Blocked: its dependencies or its group release it; a group
+         * starts at end_restore. Else it waits out the rest of its
+         * delay or backoff, by the wall clock it was stored in. */
+        if (!(l && l->blocked) && !ks->kind->no_slot) {
+            if (aw_task_retry(t) && aw_task_retry(t)->retry_at)
+                aw__task_requeue_at(e, t, aw_task_retry(t)->retry_at);
+            else
+                aw__engine_enqueue(e, t);
+        }
+    } else if (resumes) {
+        /* Kept running, with no slot: end_restore resumes it. */
     } else if (r->state == AW_RUNNING) {
         /* As if it were stopped now: the record says when it started, and
          * finishing sets finished_at. A retry policy with attempts left

@@ -95,7 +95,10 @@ static const char schema_sql[] =
     "  attempt         INTEGER,          -- the current attempt, 1 on the first; NULL: 1\n"
     "  last_error_type TEXT,             -- the previous attempt's error; NULL: none\n"
     "  last_error_message TEXT,\n"
-    "  retry_at        INTEGER           -- pending: Unix time in ms of the next attempt\n"
+    "  retry_at        INTEGER,          -- pending: Unix time in ms of the next attempt\n"
+    "  after           TEXT,             -- JSON array of the ids it awaits; NULL: none\n"
+    "  parent          TEXT,             -- the id of its group; NULL: none\n"
+    "  group_spec      TEXT              -- a group's JSON {mode, children: [ids]}\n"
     ") WITHOUT ROWID;\n"
     "CREATE TABLE meta (\n"
     "  -- Numbers that outlive a run: events_next is the first SSE event id\n"
@@ -114,8 +117,8 @@ static const char migrate_to_2_sql[] =
     "ALTER TABLE tasks ADD COLUMN notify_last_error TEXT;\n"
     "ALTER TABLE tasks ADD COLUMN notify_next_at INTEGER;\n";
 
-/* Schema 2 had no priorities, delays, queue pauses or retries (nor the
- * other additions of schema 3): the same columns, added in place. */
+/* Schema 2 had no priorities, delays, queue pauses, retries, dependencies
+ * or groups: their columns, added in place. */
 static const char migrate_to_3_sql[] =
     "ALTER TABLE tasks ADD COLUMN priority INTEGER;\n"
     "ALTER TABLE tasks ADD COLUMN not_before INTEGER;\n"
@@ -124,6 +127,9 @@ static const char migrate_to_3_sql[] =
     "ALTER TABLE tasks ADD COLUMN last_error_type TEXT;\n"
     "ALTER TABLE tasks ADD COLUMN last_error_message TEXT;\n"
     "ALTER TABLE tasks ADD COLUMN retry_at INTEGER;\n"
+    "ALTER TABLE tasks ADD COLUMN after TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN parent TEXT;\n"
+    "ALTER TABLE tasks ADD COLUMN group_spec TEXT;\n"
     QUEUES_TABLE_SQL;
 
 static const char upsert_sql[] =
@@ -131,9 +137,10 @@ static const char upsert_sql[] =
     " started_at, finished_at, result, error_type, error_message, stop_reason,"
     " process_group, boot_id, notify_target, notify_state, notify_attempts,"
     " notify_last_status, notify_last_error, notify_next_at, priority, not_before,"
-    " retry, attempt, last_error_type, last_error_message, retry_at) VALUES (?1, ?2,"
-    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,"
-    " ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
+    " retry, attempt, last_error_type, last_error_message, retry_at, after, parent,"
+    " group_spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+    " ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30,"
+    " ?31, ?32) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
     " queue = excluded.queue, state = excluded.state, name = excluded.name,"
     " idempotency_key = excluded.idempotency_key, args = excluded.args,"
     " timeout_ms = excluded.timeout_ms, started_at = excluded.started_at,"
@@ -147,7 +154,8 @@ static const char upsert_sql[] =
     " notify_next_at = excluded.notify_next_at, priority = excluded.priority,"
     " not_before = excluded.not_before, retry = excluded.retry,"
     " attempt = excluded.attempt, last_error_type = excluded.last_error_type,"
-    " last_error_message = excluded.last_error_message, retry_at = excluded.retry_at";
+    " last_error_message = excluded.last_error_message, retry_at = excluded.retry_at,"
+    " after = excluded.after, parent = excluded.parent, group_spec = excluded.group_spec";
 
 static const char *const stop_names[] = { NULL, "cancel", "timeout", "interrupt" };
 
@@ -265,7 +273,8 @@ static int rec_own(struct rec *x)
     aw_task_record_t *r = &x->r;
     const char *const *f[] = { &r->id, &r->kind, &r->queue, &r->name, &r->idempotency_key,
                                &r->args, &r->result, &r->error_message, &r->notify_target,
-                               &r->notify_last_error, &r->retry, &r->last_error_message };
+                               &r->notify_last_error, &r->retry, &r->last_error_message,
+                               &r->after, &r->parent, &r->group_spec };
     size_t total = 0;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         total += *f[i] ? strlen(*f[i]) + 1 : 0;
@@ -833,6 +842,9 @@ static int write_rec(aw_store_t *s, const struct rec *x)
             bind_text(st, 28, r->last_error_message);
             bind_time(st, 29, r->retry_at);
         }
+        bind_text(st, 30, r->after);
+        bind_text(st, 31, r->parent);
+        bind_text(st, 32, r->group_spec);
     }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -1302,7 +1314,8 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
                            " error_message, stop_reason, process_group, boot_id,"
                            " notify_target, notify_state, notify_attempts, notify_last_status,"
                            " notify_last_error, notify_next_at, priority, not_before,"
-                           " retry, attempt, last_error_type, last_error_message, retry_at"
+                           " retry, attempt, last_error_type, last_error_message, retry_at,"
+                           " after, parent, group_spec"
                            " FROM tasks ORDER BY id", -1, &st, NULL) != SQLITE_OK)
         return sql_fail(s, "cannot read the tasks", err, errlen);
     aw_engine_begin_restore(e);
@@ -1333,6 +1346,7 @@ int aw_store_load(aw_store_t *s, aw_engine_t *e, int64_t retention_ms,
             .last_error_type = col(st, 26) ? parse_named(col(st, 26), aw_error_type_parse) : 0,
             .last_error_message = col(st, 27),
             .retry_at = sqlite3_column_int64(st, 28),
+            .after = col(st, 29), .parent = col(st, 30), .group_spec = col(st, 31),
         };
         if (!col(st, 3))
             r.state = -1;

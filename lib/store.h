@@ -54,11 +54,12 @@
  *         error_message, stop_reason, process_group, boot_id,
  *         notify_target, notify_state, notify_attempts, notify_last_status,
  *         notify_last_error, notify_next_at, priority, not_before, retry,
- *         attempt, last_error_type, last_error_message, retry_at) WITHOUT ROWID
+ *         attempt, last_error_type, last_error_message, retry_at, after,
+ *         parent, group_spec) WITHOUT ROWID
  *   meta(key TEXT PRIMARY KEY, value)
  *   queues(name TEXT PRIMARY KEY, paused)
- * (schema 3 added tasks.priority, not_before and the retry columns, and
- * the queues table)
+ * (schema 3 added tasks.priority, not_before, the retry columns, after,
+ * parent and group_spec, and the queues table)
  * Ids are time-ordered ULIDs, so new rows append to the B-tree (random
  * keys would make inserts about ten times slower). A database with a
  * newer user_version is refused: this awaitd cannot know its meaning; one

@@ -8,6 +8,7 @@
 
 #include "kind.h"
 #include "task.h"
+#include "task_links.h"
 
 static const char *const state_names[AW_NSTATES] = {
     "pending", "running", "succeeded", "failed", "cancelled", "timed_out",
@@ -16,6 +17,7 @@ static const char *const state_names[AW_NSTATES] = {
 static const char *const error_names[AW_NERRTYPES] = {
     NULL, "cancelled", "timeout", "task_error", "exit_status", "signal",
     "spawn_error", "http_error", "interrupted", "forbidden", "http_status",
+    "dependency", "child_failed",
 };
 
 const char *aw_task_state_name(aw_task_state_t s)
@@ -210,6 +212,7 @@ void aw_task_unref(aw_task_t *t)
         free(t->extra->error_message);
         free_notify(t->extra->notify);
         free_retry(t->extra->retry);
+        aw__links_free(t->extra->links);
         free(t->extra);
     }
     free(t);

@@ -45,6 +45,8 @@ typedef enum aw_error_type {
     AW_ERR_INTERRUPTED,     /* "interrupted" */
     AW_ERR_FORBIDDEN,       /* "forbidden": the configuration refused it at start */
     AW_ERR_HTTP_STATUS,     /* "http_status": http with fail_on_status, a status >= 400 */
+    AW_ERR_DEPENDENCY,      /* "dependency": a task named in `after` ended otherwise */
+    AW_ERR_CHILD_FAILED,    /* "child_failed": a group's child ended otherwise */
     AW_NERRTYPES
 } aw_error_type_t;
 
@@ -59,6 +61,7 @@ typedef enum aw_stop_reason {
 struct aw_kind;
 struct aw_queue;
 struct aw_wait_link;
+struct aw_task_links;
 
 /* A completion notification (webhook) asked for at create, and how its
  * delivery stands (contract: the task's "notify" field). The engine keeps
@@ -105,6 +108,8 @@ typedef struct aw_task_extra {
     int64_t not_before;                 /* wall ms before which it does not
                                            start ("delay", "start_at"); 0: none */
     aw_task_retry_t  *retry;            /* owned; NULL when no retry asked */
+    struct aw_task_links *links;        /* owned; after, parent, children
+                                           (task_links.h); NULL when none */
 } aw_task_extra_t;
 
 typedef struct aw_task aw_task_t;

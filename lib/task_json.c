@@ -9,13 +9,14 @@
 #include "kind.h"
 #include "queue.h"
 #include "task_json.h"
+#include "task_links.h"
 #include "utf8.h"
 
 const char *const aw_task_json_fields[] = {
     "id", "kind", "name", "queue", "state", "done", "args", "timeout",
     "created_at", "started_at", "finished_at", "result", "error", "notify",
     "priority", "not_before",
-    "attempt", "last_error",
+    "attempt", "last_error", "after", "parent", "children",
     NULL
 };
 
@@ -112,5 +113,24 @@ void aw_task_write_json(aw_buf_t *b, const aw_task_t *t)
     } else {
         aw_buf_add(b, "null", 4);
     }
+    /* groups: after ([] when none), parent and children (null when no
+     * group / none). */
+    aw_buf_add(b, ",\"after\":", 9);
+    aw_buf_adds(b, aw_task_after_json(t));
+    aw_buf_add(b, ",\"parent\":", 10);
+    const char *parent = aw_task_parent_id(t), *children;
+    size_t clen;
+    if (parent) {
+        aw_buf_addc(b, '"');
+        aw_buf_adds(b, parent);
+        aw_buf_addc(b, '"');
+    } else {
+        aw_buf_add(b, "null", 4);
+    }
+    aw_buf_add(b, ",\"children\":", 12);
+    if (aw_task_children_json(t, &children, &clen))
+        aw_buf_add(b, children, clen);
+    else
+        aw_buf_add(b, "null", 4);
     aw_buf_addc(b, '}');
 }

@@ -5,6 +5,7 @@
 
 #include "engine_impl.h"
 #include "task_list.h"
+#include "task_links.h"
 
 static bool match(const aw_task_t *t, const aw_task_filter_t *f)
 {
@@ -38,10 +39,39 @@ static bool can_match(const aw_engine_t *e, const aw_task_filter_t *f)
     return true;
 }
 
+/* parent=: the group's children in order (their ids grow with it), at
+ * most max_group_tasks of them, so no bound on the scan is needed. */
+static size_t list_children(const aw_engine_t *e, const aw_task_filter_t *f, const char *after,
+                            size_t limit, aw_list_cb cb, void *arg, char next[AW_TASK_ID_SIZE])
+{
+    const aw_task_t *p = aw_task_find(e, f->parent);
+    const aw_task_links_t *l = p ? aw_task_links(p) : NULL;
+    const aw_task_t *taken = NULL, *resume = NULL;
+    size_t n = 0;
+    for (uint32_t i = 0; l && limit && i < l->nchildren; i++) {
+        const aw_task_t *t = l->children[i];
+        if (!t || !t->listed || t->held || (after && strcmp(t->id, after) <= 0) || !match(t, f))
+            continue;
+        if (n == limit || (!cb(arg, t, n) && n > 0)) {
+            resume = taken;
+            break;
+        }
+        n++;
+        taken = t;
+    }
+    if (resume)
+        memcpy(next, resume->id, AW_TASK_ID_SIZE);
+    else
+        next[0] = '\0';
+    return n;
+}
+
 size_t aw_task_list(const aw_engine_t *e, const aw_task_filter_t *f, const char *after,
                     size_t limit, size_t max_scan, aw_list_cb cb, void *arg,
                     char next[AW_TASK_ID_SIZE])
 {
+    if (f->parent)
+        return list_children(e, f, after, limit, cb, arg, next);
     size_t n = 0, scanned = 0;
     const aw_task_t *seen = NULL, *taken = NULL;    /* the last looked at, taken */
     const aw_task_t *resume = NULL;                 /* what next will name */

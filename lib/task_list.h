@@ -42,6 +42,8 @@ typedef struct aw_task_filter {
     const char *queue;          /* NULL: any */
     const char *name;           /* exact name; NULL: any (unnamed tasks too) */
     bool        desc;           /* newest first; `after` then means older than */
+    const char *parent;         /* a group's id: its children only (walked
+                                   from the group, not the table); NULL: any */
 } aw_task_filter_t;
 
 #define AW_STATES_ACTIVE ((1u << AW_PENDING) | (1u << AW_RUNNING))

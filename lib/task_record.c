@@ -3,6 +3,8 @@
  */
 #include "kind.h"
 #include "queue.h"
+#include "retry.h"
+#include "task_links.h"
 #include "task_record.h"
 
 void aw_task_record_of(const aw_task_t *t, int64_t now_ms, aw_task_record_t *r)
@@ -33,6 +35,12 @@ void aw_task_record_of(const aw_task_t *t, int64_t now_ms, aw_task_record_t *r)
         r->last_error_type = rt->last_error_type;
         r->last_error_message = rt->last_error_message;
         r->retry_at = rt->retry_at;
+    }
+    const aw_task_links_t *l = aw_task_links(t);
+    if (l) {
+        r->after = l->after;
+        r->parent = l->parent_id[0] ? l->parent_id : NULL;
+        r->group_spec = l->group_spec;
     }
     if (t->state == AW_RUNNING && t->kind->process_group)
         r->process_group = t->kind->process_group(t);

@@ -47,6 +47,11 @@ typedef struct aw_task_record {
     int         last_error_type;    /* aw_error_type_t; AW_ERR_NONE: none */
     const char *last_error_message;
     int64_t     retry_at;           /* wall ms of the next attempt; 0: none */
+    /* Dependencies and groups (task_links.h): after as a JSON array of
+     * ids, the parent's id, a group's {"mode","children"}; NULL: none. */
+    const char *after;
+    const char *parent;
+    const char *group_spec;
 } aw_task_record_t;
 
 /* Fills r from t as it is now, with the durability marks applied: a task

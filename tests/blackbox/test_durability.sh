@@ -761,13 +761,15 @@ case_the_schema_explains_itself() {
     grep -qF -- "notify_target" <<<"$schema" || fail "the schema has no notify columns"
     grep -qF -- "CREATE TABLE queues" <<<"$schema" || fail "the schema has no queues table"
     grep -qF -- "retry_at" <<<"$schema" || fail "the schema has no retry columns"
+    grep -qF -- "group_spec" <<<"$schema" || fail "the schema has no group columns"
 }
 
 # drop_schema_3 DB: takes a database back to schema 2 (no priority,
 # not_before, retry columns, queues table).
 drop_schema_3() {
     local col
-    for col in priority not_before retry attempt last_error_type last_error_message retry_at; do
+    for col in priority not_before retry attempt last_error_type last_error_message retry_at \
+               after parent group_spec; do
         sqlite3 "$1" "ALTER TABLE tasks DROP COLUMN $col" || fail "sqlite3 cannot drop $col"
     done
     sqlite3 "$1" 'DROP TABLE queues; PRAGMA user_version = 2' || fail "sqlite3 cannot drop queues"
@@ -787,17 +789,21 @@ case_a_schema_2_database_is_upgraded_in_place() {
     start_daemon "$conf"
     req GET /v1/tasks/$a
     assert_status 200
-    assert_jq '[.name, .state, .result, .priority, .not_before, .attempt, .last_error]' \
-        '["old2","succeeded","kept",0,null,1,null]'
+    assert_jq '[.name, .state, .result, .priority, .not_before, .attempt, .last_error, .after, .parent]' \
+        '["old2","succeeded","kept",0,null,1,null,[],null]'
     create '{"kind":"sleep","args":{"seconds":0,"fail":"x"},"retry":{"attempts":2,"backoff":0}}'
     await_state "$ID" failed
     assert_jq '[.state, .attempt, .last_error.message]' '["failed",2,"x"]'
+    create "{\"kind\":\"sleep\",\"args\":{\"seconds\":0},\"after\":[\"$a\"]}"
+    await_state "$ID" succeeded
     req POST /v1/queues/default/pause
     assert_status 200
     stop_daemon
     assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 3 "user_version"
     assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" "SELECT paused FROM queues WHERE name = 'default'")" 1 \
         "the stored pause of default"
+    assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" "SELECT after FROM tasks WHERE id = '$ID'")" \
+        "[\"$a\"]" "the after column"
 }
 
 # A database written before webhooks (schema 1: no notify_ columns) is
@@ -822,8 +828,8 @@ case_a_schema_1_database_is_upgraded_in_place() {
     assert_jq '[.name, .state, .result, .notify]' '["old","succeeded","kept",null]'
     stop_daemon
     assert_eq "$(sqlite3 "$CASE_TMP/state/state.db" 'PRAGMA user_version')" 3 "user_version"
-    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state, priority, retry_at FROM tasks' >/dev/null ||
-        fail "no notify_state, priority or retry_at column after the upgrade"
+    sqlite3 "$CASE_TMP/state/state.db" 'SELECT notify_state, priority, retry_at, group_spec FROM tasks' \
+        >/dev/null || fail "no notify_state, priority, retry_at or group_spec column after the upgrade"
 }
 
 case_sync_normal_keeps_tasks_across_sigterm_and_kill_9() {

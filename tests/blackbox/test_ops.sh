@@ -35,7 +35,7 @@ case_info_reports_version_kinds_and_limits() {
     assert_status 200
     assert_jq .version "$version"
     assert_jq '.uptime_seconds | type == "number" and . >= 0 and . < 60' true
-    assert_jq .kinds '{"sleep":true,"exec":false,"http":false}'
+    assert_jq .kinds '{"sleep":true,"exec":false,"http":false,"group":true}'
     assert_jq .limits.max_tasks 500
     assert_jq .limits.max_body_bytes 4096
     assert_jq .limits.max_wait_seconds 7

@@ -103,6 +103,7 @@ static json_t *render(struct fx *f, const aw_task_t *t)
         "created_at", "started_at", "finished_at", "result", "error", "notify",
         "priority", "not_before",
         "attempt", "last_error",
+        "after", "parent", "children",
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (!json_object_get(f->obj, fields[i]))
