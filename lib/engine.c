@@ -941,6 +941,12 @@ static int build_task(aw_engine_t *e, const aw_task_spec_t *spec, aw_task_t **ou
         snprintf(err, errlen, "kind '%s' is disabled by configuration", spec->kind);
     if (rc == 0 && spec->notify && !json_is_null(spec->notify))
         rc = set_notify(e, t, spec->notify, err, errlen);
+    if (rc == 0 && spec->retry && !json_is_null(spec->retry) && ks->kind->no_slot) {
+        /* A group's attempt is its children: give them the retry. */
+        snprintf(err, errlen, "a %s cannot retry; give its tasks a retry policy",
+                 ks->kind->name);
+        rc = AW_EINVAL;
+    }
     if (rc == 0 && spec->retry && !json_is_null(spec->retry))
         rc = set_retry(t, spec->retry, err, errlen);
     if (rc == 0 && (spec->priority < AW_PRIORITY_MIN || spec->priority > AW_PRIORITY_MAX)) {

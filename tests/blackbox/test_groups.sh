@@ -261,6 +261,23 @@ case_ten_jobs_of_a_group_in_a_queue_of_two_never_run_three() {
     assert_eq "$(sort -n "$dir/log" | tail -n1)" 2 "most jobs seen running at once"
 }
 
+# A child's delay, priority and retry are its own, as a top-level task's.
+case_children_keep_their_delay_priority_and_retry() {
+    create "$(group settle "$(jq -nc '{kind:"sleep",args:{seconds:0},delay:0.5,priority:7}')" \
+        "$(jq -nc '{kind:"sleep",args:{seconds:0,fail:"x"},retry:{attempts:2,backoff:0}}')")"
+    local g=$ID d r
+    d=$(jq -r '.children[0]' <<<"$BODY"); r=$(jq -r '.children[1]' <<<"$BODY")
+    req GET "/v1/tasks/$d"
+    assert_jq .priority 7
+    assert_jq '.not_before != null' true
+    req GET "/v1/tasks/$g/wait?timeout=10"
+    assert_jq .state succeeded
+    req GET "/v1/tasks/$d"
+    assert_jq '.started_at >= .not_before' true
+    req GET "/v1/tasks/$r"
+    assert_jq '[.state, .attempt]' '["failed",2]'
+}
+
 case_bad_input_creates_nothing() {
     count_tasks
     local before=$COUNT kids=() i
@@ -282,6 +299,17 @@ case_bad_input_creates_nothing() {
     req POST /v1/tasks "$(group all "$(sleep_ok 30 1)" \
         "$(jq -nc '{kind:"sleep",args:{seconds:0},after:["t_01NOSUCHTASK0000000000000"]}')")"
     assert_error 400 unknown_dependency
+    # A group's attempt is its children: a retry goes on them, not on it;
+    # a child's own scheduling fields are read and checked like a task's.
+    req POST /v1/tasks "$(jq -nc --argjson c "$(sleep_ok 0 1)" \
+        '{kind:"group",args:{tasks:[$c]},retry:{attempts:2}}')"
+    assert_error 400 invalid_request
+    assert_jq '.error.message | contains("retry")' true
+    req POST /v1/tasks "$(group all "$(sleep_ok 30 1)" \
+        "$(jq -nc '{kind:"sleep",args:{seconds:0},priority:101}')")"
+    assert_error 400 invalid_request
+    req POST /v1/tasks "$(group all "$(jq -nc '{kind:"sleep",args:{seconds:0},delay:1,start_at:"2030-01-01T00:00:00Z"}')")"
+    assert_error 400 invalid_request
     # max_group_tasks = 150 in this file's configuration, nested ones counted.
     for ((i = 0; i < 151; i++)); do kids+=("$(sleep_ok 30 0)"); done
     req POST /v1/tasks "$(group all "${kids[@]}")"
