@@ -86,9 +86,10 @@ typedef struct aw_kind {
     /* Optional: a cap of the kind's own on tasks running at once (http:
      * [http] max_transfers), beside the queues' concurrency. Returns
      * whether one more may start now. The engine asks it for the task at
-     * the head of a queue: while it says no, that task and the ones behind
-     * it in the same queue stay pending, in FIFO order (the queue's FIFO
-     * is the wait list; nothing is moved). A kind whose running count
+     * the head of a queue (the top of its heap: highest priority, then
+     * oldest): while it says no, that task and the ones behind it in the
+     * same queue stay pending, in the queue's order (the queue's heap is
+     * the wait list; nothing is moved). A kind whose running count
      * drops says nothing: every finish dispatches every queue again. A
      * kind that raises its cap (configure) gets a dispatch from
      * aw_engine_configure_kind. */

@@ -563,7 +563,10 @@ static void undo_failed(aw_store_t *s, struct batch *b)
             continue;
         }
         if (x->op == REC_QUEUE) {
-            qset_add(s, x->r.id, x->meta_value != 0, false);
+            /* As a task is: written again as the queue is now (a newer
+             * switch may be in a later batch already). */
+            const aw_queue_t *q = aw_engine_queue(e, x->r.id);
+            qset_add(s, x->r.id, q ? q->paused : x->meta_value != 0, false);
             continue;
         }
         if (!t) {

@@ -1011,12 +1011,23 @@ static void queue_pause_while_writes_fail_is_written_by_the_retry(void **state)
     struct fx *f = *state;
     start_store(f);
     aw_store_fail_writes(f->s, true);
+    assert_int_equal(aw_engine_pause_queue(f->e, "one", true), 0);
     assert_int_equal(aw_store_queue_set(f->s, "one", true), 0);
     next_failure(f);
     aw_store_fail_writes(f->s, false);
     next_success(f);
     restart(f);
     assert_true(aw_engine_queue(f->e, "one")->paused);
+    /* The retry writes the queue as it is then: a resume made while the
+     * pause's batch failed wins. */
+    aw_store_fail_writes(f->s, true);
+    assert_int_equal(aw_engine_pause_queue(f->e, "one", false), 0);
+    assert_int_equal(aw_store_queue_set(f->s, "one", false), 0);
+    next_failure(f);
+    aw_store_fail_writes(f->s, false);
+    next_success(f);
+    restart(f);
+    assert_false(aw_engine_queue(f->e, "one")->paused);
 }
 
 /* Priorities and not_before come back, and the restored heap keeps the
