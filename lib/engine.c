@@ -23,6 +23,12 @@
  * per-task counts by kind and queue kept beside it let task_list.c answer
  * a filter that cannot match without walking the tasks.
  *
+ * Tasks that await tasks (task_links.h): a create may make many tasks (a
+ * group and its children), all checked before any is admitted, so that a
+ * refusal leaves none. A task's end is told at once to what hangs on it:
+ * its dependents (unblocked or failed), its group (the kind's child_done),
+ * and, for a group that ends before it started, its children (cancelled).
+ *
  * Re-entrancy: a kind may finish a task inside start (a zero-second sleep),
  * and finishing frees a queue slot that starts the next task. Queue dispatch
  * is therefore a loop guarded against recursion, so a long queue of instant
