@@ -767,7 +767,7 @@ static void begin_stop(struct app *app, int sig)
     aw_task_t **run = malloc(n * sizeof *run);
     size_t k = 0;
     for (aw_task_t *t = aw_task_after(app->engine, NULL); run && t && k < n; t = aw_task_next(t))
-        if (t->state == AW_RUNNING)
+        if (t->state == AW_RUNNING && !t->kind->no_slot)  /* a group is not stopped */
             run[k++] = t;
     int64_t grace_ms = (int64_t)(app->cfg->shutdown_grace_seconds * 1000);
     int rc = run && k ? aw_wait(app->engine, run, k, AW_RETURN_ALL, grace_ms, false,

@@ -25,10 +25,16 @@
  *
  * Retries: an attempt that ends failed or timed out, when the task's
  * retry policy has attempts left, does not finish the task: it goes back
- * to pending (retry_attempt) and waits out its backoff on its deadline
- * node, which a pending task does not use otherwise (aw__task_requeue_at).
+ * to pending (retry_attempt) and waits out its backoff as a delayed start does, its not_before
+ * (aw__task_requeue_at).
  * Waiters and counters see only the final end; listeners hear CHANGED
  * back to pending.
+ *
+ * Tasks that await tasks (task_links.h): a create may make many tasks (a
+ * group and its children), all checked before any is admitted, so that a
+ * refusal leaves none. A task's end is told at once to what hangs on it:
+ * its dependents (unblocked or failed), its group (the kind's child_done),
+ * and, for a group that ends before it started, its children (cancelled).
  *
  * Re-entrancy: a kind may finish a task inside start (a zero-second sleep),
  * and finishing frees a queue slot that starts the next task. Queue dispatch

@@ -177,7 +177,12 @@ void aw_engine_run_due(aw_engine_t *e);
  * AW_EQUEUE, AW_EDISABLED,
  * AW_EFORBIDDEN (an allow-list: the kind's, or a notification's),
  * AW_ETOOBIG (a result over max_result_bytes), AW_ECAPACITY,
- * AW_EBUDGET (max_task_bytes would be passed), -ENOMEM. The task is owned by the engine;
+ * AW_EBUDGET (max_task_bytes would be passed), AW_EDEPENDENCY (spec->after
+ * names no task), -ENOMEM. A group (kind_group.c) is created with all its
+ * children, or none of them is: every check above applies to each child,
+ * and max_tasks and max_task_bytes to them all together. A task with
+ * `after` stays pending, in no queue, until its dependencies succeeded
+ * (task_links.h). The task is owned by the engine;
  * *out stays valid until control returns to the loop. */
 int  aw_task_create(aw_engine_t *e, const aw_task_spec_t *spec,
                     aw_task_t **out, char *err, size_t errlen);
@@ -210,7 +215,8 @@ uint64_t aw_task_bytes(const aw_task_t *t);
  * cancellation is under way (it finishes later), AW_EDONE when it had
  * already finished. */
 int  aw_task_cancel(aw_engine_t *e, aw_task_t *t);
-/* Forgets a finished task. Returns 0 or AW_EACTIVE. */
+/* Forgets a finished task, and a group's children with it. Returns 0 or
+ * AW_EACTIVE (t is active, or is a child whose group is). */
 int  aw_task_forget(aw_engine_t *e, aw_task_t *t);
 /* Marks a cancel or a delete that must be committed before it is done
  * (on = true), or drops the mark; listeners hear MARKED. The store
@@ -254,7 +260,8 @@ int  aw_engine_restore(aw_engine_t *e, const aw_task_record_t *rec, aw_task_t **
 void aw_engine_begin_restore(aw_engine_t *e);
 void aw_engine_end_restore(aw_engine_t *e);
 
-/* Daemon shutdown: starts no more tasks, and stops every running one; each
+/* Daemon shutdown: starts no more tasks, and stops every running one
+ * (groups aside: they end by their mode as their children do); each
  * ends failed with error type "interrupted" (exec jobs after their group
  * is gone: SIGTERM, then SIGKILL after the grace). Pending tasks stay
  * pending. Returns how many are still stopping; await them with aw_wait. */

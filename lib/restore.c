@@ -23,6 +23,10 @@
  * its kind's prepare runs for a pending task as for a new one: a kind that
  * refuses it now (disabled, or the program left the allow-list) makes it
  * end failed "interrupted" with the kind's reason, instead of running.
+ * Links (task_links.h): a pending task waits again for the dependencies
+ * still active and fails "dependency" on one that ended otherwise; a
+ * child waits for its group as before; a running group is not ended but
+ * resumed at end_restore (its kind's resume), from its children's states.
  * Restored tasks count in held and unfinished, not in the created counter,
  * which counts what this run of the daemon did; one that ends at the
  * restart counts as finished in this run, for it ends in it.

@@ -437,4 +437,33 @@ state_dir = $CASE_TMP/state"
     stop_daemon
 }
 
+# SIGTERM: the running job of a group is interrupted at once and the
+# daemon does not wait for the group (it is not stopped: it follows its
+# mode, here settle, and goes on after the restart with its pending child).
+case_a_clean_restart_interrupts_the_jobs_not_the_group() {
+    [ -n "${AW_MEMORY:-}" ] && return 0
+    local conf
+    conf="$GROUPS_CONF
+[storage]
+state_dir = $CASE_TMP/state"
+    start_daemon "$conf"
+    create '{"kind":"sleep","queue":"one","args":{"seconds":30}}'
+    create "$(group settle "$(sh_job 'sleep 30')" \
+        '{"kind":"sleep","queue":"one","args":{"seconds":0,"result":2}}')"
+    local g=$ID
+    children "$g"
+    local ids=($CHILDREN)
+    await_state "${ids[0]}" running
+    local t0
+    t0=$(now)
+    stop_daemon
+    assert_less "$(elapsed "$t0")" 4 "seconds from SIGTERM to exit"
+    start_daemon "$conf"
+    wait_done "$g"
+    assert_jq .state succeeded
+    assert_jq '[.result[].state]' '["failed","succeeded"]'
+    assert_jq '.result[0].error.type' interrupted
+    stop_daemon
+}
+
 run_cases
