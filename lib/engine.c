@@ -25,10 +25,10 @@
  *
  * Retries: an attempt that ends failed or timed out, when the task's
  * retry policy has attempts left, does not finish the task: it goes back
- * to pending (retry_attempt) and waits out its backoff as a delayed start does, its not_before
- * (aw__task_requeue_at).
- * Waiters and counters see only the final end; listeners hear CHANGED
- * back to pending.
+ * to pending (retry_attempt) and waits out its backoff as a delayed
+ * start does, as its not_before (aw__task_requeue_at). Waiters and
+ * counters see only the final end; listeners hear CHANGED back to
+ * pending.
  *
  * Tasks that await tasks (task_links.h): a create may make many tasks (a
  * group and its children), all checked before any is admitted, so that a
