@@ -401,13 +401,13 @@ static void get_info(struct http_ctx *x)
                   "\"exec_max_output_bytes\":%zu,\"max_task_bytes\":%llu,"
                   "\"max_result_bytes\":%llu,\"max_list_bytes\":%zu,"
                   "\"max_connections_per_client\":%u,\"idle_timeout_seconds\":%u,"
-                  "\"request_timeout_seconds\":%g",
+                  "\"request_timeout_seconds\":%g,\"max_group_tasks\":%llu",
                   (unsigned long long)c->max_tasks, c->max_body_bytes, c->max_wait_seconds,
                   c->max_wait_ids, c->retention_seconds, c->max_connections,
                   c->shutdown_grace_seconds, c->exec_kill_grace_seconds, c->exec_max_output,
                   (unsigned long long)c->max_task_bytes, (unsigned long long)c->max_result_bytes,
                   c->max_list_bytes, c->max_connections_per_client, c->idle_timeout_seconds,
-                  c->request_timeout_seconds);
+                  c->request_timeout_seconds, (unsigned long long)c->max_group_tasks);
     write_outgoing(&b, c);
     aw_buf_printf(&b, "},\"tasks\":{\"unfinished\":%llu,\"held\":%llu,\"bytes\":%llu},"
                   "\"waiters\":%llu,\"connections\":%u,\"sse_clients\":%u,\"queues\":{",

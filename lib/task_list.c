@@ -39,8 +39,9 @@ static bool can_match(const aw_engine_t *e, const aw_task_filter_t *f)
     return true;
 }
 
-/* parent=: the group's children in order (their ids grow with it), at
- * most max_group_tasks of them, so no bound on the scan is needed. */
+/* parent=: the group's children in order (their ids grow with it; desc
+ * walks them backwards), at most max_group_tasks of them, so no bound on
+ * the scan is needed. */
 static size_t list_children(const aw_engine_t *e, const aw_task_filter_t *f, const char *after,
                             size_t limit, aw_list_cb cb, void *arg, char next[AW_TASK_ID_SIZE])
 {
@@ -48,9 +49,12 @@ static size_t list_children(const aw_engine_t *e, const aw_task_filter_t *f, con
     const aw_task_links_t *l = p ? aw_task_links(p) : NULL;
     const aw_task_t *taken = NULL, *resume = NULL;
     size_t n = 0;
-    for (uint32_t i = 0; l && limit && i < l->nchildren; i++) {
-        const aw_task_t *t = l->children[i];
-        if (!t || !t->listed || t->held || (after && strcmp(t->id, after) <= 0) || !match(t, f))
+    uint32_t count = l ? l->nchildren : 0;
+    for (uint32_t k = 0; limit && k < count; k++) {
+        /* desc: the newest child first, and after means older than. */
+        const aw_task_t *t = l->children[f->desc ? count - 1 - k : k];
+        int cmp = t && after ? strcmp(t->id, after) : (f->desc ? -1 : 1);
+        if (!t || !t->listed || t->held || (f->desc ? cmp >= 0 : cmp <= 0) || !match(t, f))
             continue;
         if (n == limit || (!cb(arg, t, n) && n > 0)) {
             resume = taken;

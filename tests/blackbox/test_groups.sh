@@ -310,6 +310,8 @@ case_bad_input_creates_nothing() {
     assert_error 400 invalid_request
     req POST /v1/tasks "$(group all "$(jq -nc '{kind:"sleep",args:{seconds:0},delay:1,start_at:"2030-01-01T00:00:00Z"}')")"
     assert_error 400 invalid_request
+    req GET /v1/info
+    assert_jq .limits.max_group_tasks 150
     # max_group_tasks = 150 in this file's configuration, nested ones counted.
     for ((i = 0; i < 151; i++)); do kids+=("$(sleep_ok 30 0)"); done
     req POST /v1/tasks "$(group all "${kids[@]}")"
@@ -366,6 +368,13 @@ case_list_by_parent_in_order_with_paging() {
     next=$(jqb .next)
     req GET "/v1/tasks?parent=$g&limit=2&after=$next"
     assert_jq '[.tasks[].result]' '[3,4]'
+    # Newest first, paged the other way, and cut to the fields asked.
+    req GET "/v1/tasks?parent=$g&order=desc&limit=2&fields=result"
+    assert_jq '[.tasks[].result]' '[5,4]'
+    assert_jq '.tasks[0] | keys' '["id","result"]'
+    next=$(jqb .next)
+    req GET "/v1/tasks?parent=$g&order=desc&after=$next"
+    assert_jq '[.tasks[].result]' '[3,2,1]'
     local ids=($CHILDREN)
     req GET "/v1/tasks?parent=${ids[0]}"
     assert_jq .tasks '[]'
