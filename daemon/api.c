@@ -1020,19 +1020,32 @@ static bool is(const struct http_ctx *x, const char *method)
     return strcmp(x->method, method) == 0;
 }
 
+/* Splits "{name}[/action]" after a collection's path: the name into
+ * name[size], *action after the slash (NULL: none). An empty name is no
+ * route; one too long for name is answered with too_long (no such task
+ * or queue). Returns false when it has answered. */
+static bool split_item(struct http_ctx *x, const char *rest, char *name, size_t size,
+                       int too_long, const char **action)
+{
+    const char *slash = strchr(rest, '/');
+    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (len == 0 || len >= size) {
+        http_reply_error(x, len ? too_long : HTTP_ENOROUTE, NULL);
+        return false;
+    }
+    memcpy(name, rest, len);
+    name[len] = '\0';
+    *action = slash ? slash + 1 : NULL;
+    return true;
+}
+
 /* Routes /v1/tasks/{id}[/action]. */
 static void route_task(struct http_ctx *x, const char *rest)
 {
     char id[AW_TASK_ID_SIZE + 32];
-    const char *slash = strchr(rest, '/');
-    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (len == 0 || len >= sizeof id) {
-        http_reply_error(x, len ? AW_ENOTFOUND : HTTP_ENOROUTE, NULL);
+    const char *action;
+    if (!split_item(x, rest, id, sizeof id, AW_ENOTFOUND, &action))
         return;
-    }
-    memcpy(id, rest, len);
-    id[len] = '\0';
-    const char *action = slash ? slash + 1 : NULL;
     if (!action) {
         x->route = is(x, "DELETE") ? ROUTE_TASK_DELETE : ROUTE_TASK_GET;
         if (is(x, "GET"))
@@ -1125,15 +1138,9 @@ static void pause_queue(struct http_ctx *x, const char *name, bool paused)
 static void route_queue(struct http_ctx *x, const char *rest)
 {
     char name[256];
-    const char *slash = strchr(rest, '/');
-    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (len == 0 || len >= sizeof name) {
-        http_reply_error(x, len ? AW_ENOQUEUE : HTTP_ENOROUTE, NULL);
+    const char *action;
+    if (!split_item(x, rest, name, sizeof name, AW_ENOQUEUE, &action))
         return;
-    }
-    memcpy(name, rest, len);
-    name[len] = '\0';
-    const char *action = slash ? slash + 1 : NULL;
     if (!action) {
         if (!is(x, "GET")) {
             http_reply_405(x, "GET, HEAD");
