@@ -6,6 +6,7 @@ SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/awaitd
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 # The state directory of the installed configuration: the systemd unit's
 # StateDirectory=awaitd.
 STATEDIR   ?= /var/lib/awaitd
@@ -35,7 +36,10 @@ DEB_PKGS   := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
 # into libmicrohttpd); openssl (test certificates); Chromium (the browser
 # attack and the /ui page, headless); python3 (the tests' HTTPS target and
 # webhook receiver, standard library only).
-TEST_DEB_PKGS := libcmocka-dev clang libclang-rt-14-dev valgrind openssl chromium python3
+# chromium-driver and python3-selenium drive the dashboard test in a real
+# browser; they use Debian's /usr/bin/python3, whatever python3 is first in PATH.
+TEST_DEB_PKGS := libcmocka-dev clang libclang-rt-14-dev valgrind openssl chromium python3 \
+                 chromium-driver python3-selenium
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes
@@ -56,6 +60,11 @@ LIB_SRCS := lib/buf.c lib/clock.c lib/errors.c lib/task_id.c lib/deadline_heap.c
 DAEMON_SRCS := daemon/main.c daemon/config.c daemon/log.c daemon/http.c daemon/edge.c daemon/ui.c \
                daemon/http_error.c daemon/api.c daemon/metrics.c daemon/service.c daemon/events.c \
                daemon/tls.c daemon/unix_socket.c
+# awaitctl, the command-line client: only libcurl and jansson, no lib/ code
+# (it speaks the public API like any other client).
+CLI_SRCS := $(wildcard cli/*.c)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+CLI_PKGS := libcurl jansson
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -64,7 +73,10 @@ DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/daemon/ui_page.o
 .PHONY: all deps test-deps run test check unit blackbox blackbox-memory test-san test-units bench clean \
         install uninstall distclean fuzz fuzz-short fuzz-build
 
-all: $(BUILD)/awaitd
+all: $(BUILD)/awaitd $(BUILD)/awaitctl
+
+$(BUILD)/awaitctl: $(CLI_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJS) $(shell pkg-config --libs $(CLI_PKGS) 2>/dev/null)
 
 $(BUILD)/awaitd: $(DAEMON_OBJS) $(BUILD)/libaw.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libaw.a $(LIBS)
@@ -83,7 +95,7 @@ $(BUILD)/daemon/ui_page.o: $(BUILD)/daemon/ui_page.c daemon/ui.h daemon/http.h
 $(BUILD)/libaw.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h) Makefile
+$(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h cli/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -c -o $@ $<
 
@@ -231,6 +243,9 @@ test-units: $(BUILD)/awaitd
 # configuration file is never overwritten.
 install: all
 	install -D -m 0755 $(BUILD)/awaitd $(DESTDIR)$(PREFIX)/bin/awaitd
+	install -D -m 0755 $(BUILD)/awaitctl $(DESTDIR)$(PREFIX)/bin/awaitctl
+	install -D -m 0644 cli/awaitctl.1 $(DESTDIR)$(MANDIR)/man1/awaitctl.1
+	install -D -m 0644 cli/awaitctl.bash $(DESTDIR)$(COMPLETIONDIR)/awaitctl
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf ]; then \
 	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/awaitd/awaitd.conf"; \
 	else install -d $(DESTDIR)$(SYSCONFDIR)/awaitd && \
@@ -249,7 +264,8 @@ install: all
 # Removes what install put there. The configuration file goes only if it is
 # still the one shipped: an edited one is the operator's.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/awaitd
+	rm -f $(DESTDIR)$(PREFIX)/bin/awaitd $(DESTDIR)$(PREFIX)/bin/awaitctl
+	rm -f $(DESTDIR)$(MANDIR)/man1/awaitctl.1 $(DESTDIR)$(COMPLETIONDIR)/awaitctl
 	rm -f $(DESTDIR)$(UNITDIR)/awaitd.service $(DESTDIR)$(UNITDIR)/awaitd.socket
 	rm -f $(DESTDIR)$(MANDIR)/man8/awaitd.8 $(DESTDIR)$(DOCDIR)/api.md
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
@@ -267,4 +283,4 @@ clean:
 distclean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
