@@ -129,6 +129,10 @@ run: deps
 export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 export SANITIZER AW_RESULTS
+# Black-box files run three at a time: the suite waits on timers and
+# children far more than it computes (tests/blackbox/run). AW_JOBS=1 runs
+# them one by one.
+export AW_JOBS ?= 3
 
 unit: $(UNIT_TESTS)
 	@tests/run-unit $(UNIT_TESTS)

@@ -15,25 +15,26 @@ count_in() {
     N=$(jqb '.tasks | length')
 }
 
+# The bound is read off the daemon's own timestamps, not off counts taken
+# right after the creates: on a loaded machine four creates can take longer
+# than a task runs, and the first two may be done before the count.
 case_concurrency_2_runs_two_at_a_time() {
-    local t0 ids=() i
-    t0=$(now)
+    local ids=() i
     for i in 1 2 3 4; do
         create "{\"kind\":\"sleep\",\"args\":{\"seconds\":1,\"result\":$i},\"queue\":\"jobs\"}"
         ids+=("$ID")
     done
-    await_state "${ids[1]}" running
-    count_in jobs running
-    assert_eq "$N" 2 "running tasks in queue jobs right after 4 creates"
-    count_in jobs pending
-    assert_eq "$N" 2 "pending tasks in queue jobs right after 4 creates"
-    req GET "/v1/tasks/${ids[3]}"
-    assert_jq .state pending
     req POST /v1/wait "{\"ids\":$(ids_json "${ids[@]}"),\"timeout\":10}"
     assert_status 200
     assert_jq '[.done[].state]' '["succeeded","succeeded","succeeded","succeeded"]'
     assert_jq '[.done[].result]' '[1,2,3,4]'
-    assert_between "$(elapsed "$t0")" 1.9 3.2 "seconds for 4 one-second tasks, 2 at a time"
+    # At each start, how many tasks were running (RFC 3339 UTC strings of one
+    # format compare in time order): never more than 2, and 2 at some start.
+    assert_jq '.done as $t | [$t[] | .started_at as $s |
+        [$t[] | select(.started_at <= $s and .finished_at > $s)] | length] | max' 2
+    # Creation order: the third and fourth started only when a slot freed.
+    assert_jq '.done[2].started_at >= ([.done[0].finished_at, .done[1].finished_at] | min)' true
+    assert_jq '.done[3].started_at >= ([.done[0].finished_at, .done[1].finished_at] | max)' true
 }
 
 case_info_reports_each_queue() {
